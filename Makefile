@@ -1,0 +1,55 @@
+# The README's Quick start is exactly two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+# What the test suite runs against (PostgreSQL and Redis on loopback, started if installed).
+TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/watchpost \
+	CACHE_URL=redis://127.0.0.1:6379/1 \
+	CELERY_BROKER_URL=redis://127.0.0.1:6379/0 \
+	WATCHPOST_STATICFILES_STORAGE=django.contrib.staticfiles.storage.StaticFilesStorage
+
+.PHONY: run test install install-dev lint typecheck pytest bench clean
+
+$(BIN)/.installed: requirements.txt
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(BIN)/.installed-dev: requirements-dev.txt requirements.txt $(BIN)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+install-dev: $(BIN)/.installed-dev
+
+## make run: fresh machine, embedded defaults (SQLite, filesystem broker), web server + real worker.
+run: install
+	$(BIN)/python scripts/run_embedded.py --port $(PORT)
+
+## make test: lint, types and the whole suite on PostgreSQL and Redis.
+test: install-dev
+	./scripts/services.sh
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(TEST_ENV) $(BIN)/mypy .
+	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+	$(TEST_ENV) $(BIN)/pytest -n 2 -p no:cacheprovider $(ARGS)
+
+## make pytest ARGS=tests/playbooks: just the tests, same environment as `make test`.
+pytest: install-dev
+	./scripts/services.sh >/dev/null
+	$(TEST_ENV) $(BIN)/pytest $(ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: install-dev
+	./scripts/services.sh
+	$(TEST_ENV) $(BIN)/python benchmarks/run.py $(ARGS)
+
+clean:
+	rm -rf var

@@ -1,0 +1,69 @@
+"""Keyset (seek) pagination: no OFFSET, no COUNT(*); a page costs the same at any depth.
+
+An ordering is a list of (field, descending). The cursor is the ordering values of the last row of
+the page, base64-encoded JSON, and the next page is the rows strictly after it in that ordering.
+"""
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from django.db.models import Model, Q, QuerySet
+
+Ordering = Sequence[tuple[str, bool]]
+M = TypeVar("M", bound=Model)
+
+
+class CursorError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Page(Generic[M]):
+    items: list[M]
+    next_cursor: str | None
+
+
+def order_by_args(ordering: Ordering) -> list[str]:
+    return [f"-{field}" if desc else field for field, desc in ordering]
+
+
+def encode_cursor(obj: Model, ordering: Ordering) -> str:
+    values = []
+    for field, _ in ordering:
+        value = getattr(obj, field)
+        values.append({"t": value.isoformat()} if isinstance(value, datetime) else value)
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, ordering: Ordering) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+        if not isinstance(values, list) or len(values) != len(ordering):
+            raise CursorError("cursor does not match the sort order")
+        return [datetime.fromisoformat(v["t"]) if isinstance(v, dict) else v for v in values]
+    except (binascii.Error, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CursorError("invalid cursor") from exc
+
+
+def after(ordering: Ordering, values: Sequence[Any]) -> Q:
+    """Rows strictly after `values`: (a > x) OR (a = x AND b > y) OR …, per column direction."""
+    condition = Q()
+    for i, (field, desc) in enumerate(ordering):
+        prefix = {f: v for (f, _), v in zip(ordering[:i], values[:i], strict=True)}
+        step = Q(**prefix, **{f"{field}__{'lt' if desc else 'gt'}": values[i]})
+        condition |= step
+    return condition
+
+
+def paginate(queryset: "QuerySet[M]", *, ordering: Ordering, cursor: str | None, size: int) -> Page[M]:
+    if cursor:
+        queryset = queryset.filter(after(ordering, decode_cursor(cursor, ordering)))
+    rows = list(queryset.order_by(*order_by_args(ordering))[: size + 1])
+    next_cursor = encode_cursor(rows[size - 1], ordering) if len(rows) > size else None
+    return Page(items=rows[:size], next_cursor=next_cursor)

@@ -1,0 +1,280 @@
+"""The case: Incident, its Finding(s), observables, timeline, war-room notes and evidence.
+
+Models hold data and constraints only. Every state change goes through `incidents.services`, which
+writes the TimelineEvent in the same transaction.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Severity(models.IntegerChoices):
+    # Reference: GuardDuty UG "Severity levels of GuardDuty findings" (DOMAIN.md §1.3).
+    LOW = 1, "Low"
+    MEDIUM = 2, "Medium"
+    HIGH = 3, "High"
+    CRITICAL = 4, "Critical"
+
+    @classmethod
+    def from_guardduty(cls, value: float) -> "Severity":
+        if value >= 9:
+            return cls.CRITICAL
+        if value >= 7:
+            return cls.HIGH
+        if value >= 4:
+            return cls.MEDIUM
+        return cls.LOW
+
+
+class Priority(models.IntegerChoices):
+    # Reference: TRIAGE_GUIDE.md severity matrix; response targets live in settings.
+    P1 = 1, "P1"
+    P2 = 2, "P2"
+    P3 = 3, "P3"
+    P4 = 4, "P4"
+
+
+class Phase(models.TextChoices):
+    NEW = "new", "New"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    ANALYSIS = "analysis", "Analysis"
+    CONTAINMENT = "containment", "Containment"
+    ERADICATION = "eradication", "Eradication"
+    RECOVERY = "recovery", "Recovery"
+    POST_INCIDENT = "post_incident", "Post-incident"
+    CLOSED = "closed", "Closed"
+
+
+class Resolution(models.TextChoices):
+    NONE = "", "Unresolved"
+    TRUE_POSITIVE = "true_positive", "True positive"
+    AUTHORIZED = "authorized", "Authorized activity"
+    FALSE_POSITIVE = "false_positive", "False positive"
+
+
+class Incident(models.Model):
+    title = models.CharField(max_length=300)
+    summary = models.TextField(blank=True)
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices, default=Severity.MEDIUM)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.P3)
+    phase = models.CharField(max_length=20, choices=Phase.choices, default=Phase.NEW)
+    resolution = models.CharField(max_length=20, choices=Resolution.choices, blank=True, default="")
+    finding_type = models.CharField(max_length=100, blank=True)
+    playbook = models.ForeignKey("playbooks.Playbook", on_delete=models.PROTECT, related_name="incidents")
+
+    commander = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="commanded_incidents"
+    )
+    assignees = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="assigned_incidents")
+    # Need-to-know: a restricted case is visible only to managers, admins, its commander and assignees.
+    restricted = models.BooleanField(default=False)
+
+    cluster_name = models.CharField(max_length=100, blank=True)
+    account_id = models.CharField(max_length=12, blank=True)
+    region = models.CharField(max_length=30, blank=True)
+
+    source = models.CharField(max_length=50, default="manual", help_text="guardduty, jira, manual, …")
+    external_ref = models.CharField(max_length=200, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last activity on the case.")
+    # When the activity was first seen (finding first seen, or the report time); MTTA starts here.
+    detected_at = models.DateTimeField()
+    # One timestamp per phase, set when the phase is entered (the latest entry wins on re-entry).
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    analysis_at = models.DateTimeField(null=True, blank=True)
+    containment_at = models.DateTimeField(null=True, blank=True)
+    eradication_at = models.DateTimeField(null=True, blank=True)
+    recovery_at = models.DateTimeField(null=True, blank=True)
+    post_incident_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    reopened_at = models.DateTimeField(null=True, blank=True)
+    # Acknowledgement deadline (detected_at + target for the priority) and whether it is still pending.
+    sla_due_at = models.DateTimeField()
+    awaiting_ack = models.BooleanField(default=True)
+
+    close_override_reason = models.TextField(blank=True)
+    close_override_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_ref"],
+                condition=~Q(external_ref=""),
+                name="incident_external_ref_unique_per_source",
+            ),
+        ]
+        indexes = [
+            # Keyset pagination: one index per sort order the list offers.
+            models.Index(fields=["-awaiting_ack", "sla_due_at", "id"], name="incident_sla_keyset"),
+            models.Index(fields=["-updated_at", "-id"], name="incident_activity_keyset"),
+            models.Index(fields=["-created_at", "-id"], name="incident_created_keyset"),
+            models.Index(fields=["-severity", "-id"], name="incident_severity_keyset"),
+            models.Index(fields=["phase", "-updated_at", "-id"], name="incident_phase_activity"),
+            models.Index(fields=["cluster_name"], name="incident_cluster"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.title}"
+
+    @property
+    def reference(self) -> str:
+        return f"WP-{self.pk}"
+
+
+class Finding(models.Model):
+    """A GuardDuty finding, upserted by (account, region, finding id); ingestion fills the rest."""
+
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
+    account_id = models.CharField(max_length=12)
+    region = models.CharField(max_length=30)
+    finding_id = models.CharField(max_length=100)
+    finding_type = models.CharField(max_length=100)
+    title = models.CharField(max_length=500, blank=True)
+    description = models.TextField(blank=True)
+    severity = models.FloatField()
+    count = models.PositiveIntegerField(default=1)
+    first_seen = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    gd_created_at = models.DateTimeField(null=True, blank=True)
+    gd_updated_at = models.DateTimeField(null=True, blank=True)
+    is_sample = models.BooleanField(default=False)
+    cluster_name = models.CharField(max_length=100, blank=True)
+    raw = models.JSONField(default=dict)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account_id", "region", "finding_id"], name="finding_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.finding_type} {self.finding_id}"
+
+
+class Observable(models.Model):
+    """A fact shared across incidents (an IP, an ASN, a Kubernetes user …)."""
+
+    kind = models.CharField(max_length=30)
+    value = models.CharField(max_length=500)
+    incidents = models.ManyToManyField(Incident, related_name="observables", blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "value"], name="observable_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
+class TimelineEvent(models.Model):
+    class Kind(models.TextChoices):
+        CREATED = "created", "Incident opened"
+        PHASE = "phase", "Phase changed"
+        FIELD = "field", "Field changed"
+        ASSIGNMENT = "assignment", "Assignment"
+        CHECKLIST = "checklist", "Checklist"
+        DECISION = "decision", "Decision"
+        NOTE = "note", "Note"
+        EVIDENCE = "evidence", "Evidence"
+        FINDING = "finding", "Finding"
+        ACTION = "action", "Action"
+        ANALYST = "analyst", "Analyst event"
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="timeline")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # When it happened (an analyst may back-date), and when we wrote it down.
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    summary = models.CharField(max_length=500)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["incident", "occurred_at", "id"], name="timeline_incident_keyset"),
+            models.Index(fields=["incident", "kind", "occurred_at", "id"], name="timeline_incident_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} {self.kind} {self.summary}"
+
+
+class Note(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    body = models.TextField()
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+
+class NoteRevision(models.Model):
+    """Every saved version of a note, the first included: edits keep their history."""
+
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveIntegerField()
+    body = models.TextField()
+    editor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["note", "version"], name="note_revision_unique")]
+        ordering = ["note", "version"]
+
+
+def evidence_upload_to(instance: "Evidence", filename: str) -> str:
+    # Server-side names only (ASVS 5.3.2): the client's name is kept as data, never as a path.
+    return f"evidence/{instance.incident_id}/{uuid.uuid4().hex}"
+
+
+class Evidence(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="evidence")
+    file = models.FileField(upload_to=evidence_upload_to, max_length=300)
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    description = models.TextField(blank=True)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "evidence"
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.sha256[:12]})"
+
+
+class CustodyEvent(models.Model):
+    class Action(models.TextChoices):
+        ACQUIRED = "acquired", "Acquired"
+        VIEWED = "viewed", "Viewed"
+        DOWNLOADED = "downloaded", "Downloaded"
+        EXPORTED = "exported", "Exported"
+        VERIFIED = "verified", "Hash verified"
+        VERIFY_FAILED = "verify_failed", "Hash mismatch"
+
+    evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="custody")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+    source_address = models.GenericIPAddressField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, help_text="The hash observed at the time of the event.")
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]

@@ -1,0 +1,132 @@
+"""Incident reads. Every queryset starts from `incident_queryset_for_user`, so access rules apply
+before anything else (NetBox's `restrict()` idea)."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+
+from incidents import keyset, permissions
+from incidents.models import Incident, Phase, TimelineEvent
+
+INCIDENT_SORTS: dict[str, keyset.Ordering] = {
+    # SLA urgency: cases still waiting for acknowledgement first, the nearest deadline first.
+    "sla": [("awaiting_ack", True), ("sla_due_at", False), ("id", False)],
+    "-updated": [("updated_at", True), ("id", True)],
+    "-created": [("created_at", True), ("id", True)],
+    "-severity": [("severity", True), ("id", True)],
+}
+DEFAULT_SORT = "sla"
+
+
+def incident_queryset_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Incident]:
+    if not permissions.can_read(user):
+        return Incident.objects.none()
+    if permissions.can_manage(user):
+        return Incident.objects.all()
+    # A subquery rather than a join on assignees: no duplicate rows, so no DISTINCT on the list.
+    assigned = Incident.assignees.through.objects.filter(user_id=user.pk).values("incident_id")
+    return Incident.objects.filter(Q(restricted=False) | Q(commander_id=user.pk) | Q(pk__in=assigned))
+
+
+def incident_get_for_user(*, user: AbstractBaseUser | AnonymousUser, incident_id: int) -> Incident:
+    """Raises Incident.DoesNotExist when the case is missing or not visible: the caller answers 404."""
+    return (
+        incident_queryset_for_user(user)
+        .select_related("playbook", "commander")
+        .prefetch_related("assignees")
+        .get(pk=incident_id)
+    )
+
+
+@dataclass(frozen=True)
+class IncidentFilters:
+    phase: str = "open"  # a phase, "open" (anything but closed) or "all"
+    severity: int | None = None
+    priority: int | None = None
+    assignee_id: int | None = None
+    cluster: str = ""
+    q: str = ""
+    sort: str = DEFAULT_SORT
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _apply_filters(queryset: QuerySet[Incident], filters: IncidentFilters) -> QuerySet[Incident]:
+    if filters.phase == "open":
+        queryset = queryset.exclude(phase=Phase.CLOSED)
+    elif filters.phase in Phase.values:
+        queryset = queryset.filter(phase=filters.phase)
+    if filters.severity:
+        queryset = queryset.filter(severity=filters.severity)
+    if filters.priority:
+        queryset = queryset.filter(priority=filters.priority)
+    if filters.assignee_id:
+        queryset = queryset.filter(
+            Q(commander_id=filters.assignee_id)
+            | Q(pk__in=Incident.assignees.through.objects.filter(user_id=filters.assignee_id).values("incident_id"))
+        )
+    if filters.cluster:
+        queryset = queryset.filter(cluster_name=filters.cluster)
+    if filters.q:
+        queryset = queryset.filter(title__icontains=filters.q)
+    return queryset
+
+
+def incident_list_for_user(
+    *, user: AbstractBaseUser | AnonymousUser, filters: IncidentFilters, cursor: str | None, size: int
+) -> keyset.Page[Incident]:
+    ordering = INCIDENT_SORTS.get(filters.sort, INCIDENT_SORTS[DEFAULT_SORT])
+    queryset = _apply_filters(incident_queryset_for_user(user), filters).select_related("commander")
+    return keyset.paginate(queryset, ordering=ordering, cursor=cursor, size=size)
+
+
+def cluster_names_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[str]:
+    return list(
+        incident_queryset_for_user(user).exclude(cluster_name="").order_by("cluster_name")
+        .values_list("cluster_name", flat=True).distinct()[:200]
+    )
+
+
+# --- Timeline ---------------------------------------------------------------------------------------
+
+TIMELINE_ORDER = {
+    "asc": [("occurred_at", False), ("id", False)],
+    "desc": [("occurred_at", True), ("id", True)],
+}
+
+
+@dataclass(frozen=True)
+class TimelineFilters:
+    kinds: tuple[str, ...] = ()
+    actor_id: int | None = None
+    order: str = "asc"
+
+
+def _timeline_queryset(incident: Incident, filters: TimelineFilters) -> QuerySet[TimelineEvent]:
+    queryset = TimelineEvent.objects.filter(incident=incident)
+    if filters.kinds:
+        queryset = queryset.filter(kind__in=filters.kinds)
+    if filters.actor_id:
+        queryset = queryset.filter(actor_id=filters.actor_id)
+    return queryset
+
+
+def timeline_page(
+    *, incident: Incident, filters: TimelineFilters, cursor: str | None, size: int
+) -> keyset.Page[TimelineEvent]:
+    """`incident` must come from `incident_get_for_user`: visibility is checked there."""
+    ordering = TIMELINE_ORDER.get(filters.order, TIMELINE_ORDER["asc"])
+    queryset = _timeline_queryset(incident, filters).select_related("actor")
+    return keyset.paginate(queryset, ordering=ordering, cursor=cursor, size=size)
+
+
+TIMELINE_EXPORT_FIELDS = ("id", "occurred_at", "recorded_at", "kind", "actor__username", "summary", "data")
+
+
+def timeline_export_rows(*, incident: Incident, filters: TimelineFilters) -> Iterator[dict[str, Any]]:
+    """Every matching event as a plain dict, streamed from a server-side cursor."""
+    ordering = TIMELINE_ORDER.get(filters.order, TIMELINE_ORDER["asc"])
+    queryset = _timeline_queryset(incident, filters).order_by(*keyset.order_by_args(ordering))
+    return queryset.values(*TIMELINE_EXPORT_FIELDS).iterator(chunk_size=2000)

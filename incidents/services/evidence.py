@@ -1,0 +1,166 @@
+"""Evidence: hashed while written, immutable afterwards, every access on the custody log.
+
+Stored through Django's storage API (local disk by default, S3 through django-storages), under a
+server-side name. A download re-hashes the stored bytes and refuses on mismatch.
+"""
+
+import hashlib
+from typing import IO
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+
+from incidents import permissions, timeline
+from incidents.errors import EvidenceIntegrityError, EvidenceRejectedError
+from incidents.models import CustodyEvent, Evidence
+from incidents.selectors import incident_queryset_for_user
+from incidents.services.incidents import _locked, _require_open
+
+CHUNK = 1024 * 1024
+
+
+class _HashingFile(File):  # type: ignore[type-arg]
+    """Hashes exactly the bytes the storage backend reads, so the hash describes what was written."""
+
+    def __init__(self, file: IO[bytes], *, name: str, max_bytes: int) -> None:
+        super().__init__(file, name=name)
+        self.max_bytes = max_bytes
+        self._reset()
+
+    def _reset(self) -> None:
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if offset == 0 and whence == 0:
+            self._reset()  # the backend starts over (Django's chunks() does): so do we
+        return self.file.seek(offset, whence)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.file.read(size)
+        self.digest.update(data)
+        self.count += len(data)
+        if self.count > self.max_bytes:
+            raise EvidenceRejectedError(_too_large_message(self.max_bytes))
+        return data
+
+
+def _too_large_message(max_bytes: int) -> str:
+    return f"Evidence is limited to {max_bytes / 1024 / 1024:.0f} MiB per file (WATCHPOST_EVIDENCE_MAX_BYTES)."
+
+
+def file_sha256(file: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while chunk := file.read(CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _custody(
+    *, evidence: Evidence, action: str, actor: AbstractBaseUser | None, address: str | None, sha256: str, detail: str = ""
+) -> CustodyEvent:
+    return CustodyEvent.objects.create(
+        evidence=evidence, action=action, actor=actor, source_address=address, sha256=sha256, detail=detail[:300]
+    )
+
+
+def evidence_add(
+    *,
+    incident_id: int,
+    actor: AbstractBaseUser,
+    upload: UploadedFile,
+    description: str = "",
+    source_address: str | None = None,
+) -> Evidence:
+    permissions.require(permissions.can_work(actor), "Viewers cannot add evidence.")
+    max_bytes = settings.WATCHPOST_EVIDENCE_MAX_BYTES
+    if upload.size is not None and upload.size > max_bytes:
+        raise EvidenceRejectedError(_too_large_message(max_bytes))
+    if not upload.size:
+        raise EvidenceRejectedError("The file is empty.")
+    name = (upload.name or "evidence").replace("\\", "/").rsplit("/", 1)[-1][:255] or "evidence"
+    with transaction.atomic():
+        incident = _locked(incident_id=incident_id, actor=actor)
+        _require_open(incident)
+        hashing = _HashingFile(upload.file, name=name, max_bytes=max_bytes)
+        evidence = Evidence(
+            incident=incident,
+            original_name=name,
+            content_type=(upload.content_type or "")[:100],
+            description=description.strip(),
+            uploaded_by=actor,
+            size=0,
+            sha256="",
+        )
+        evidence.file.save(name, hashing, save=False)
+        try:
+            evidence.sha256, evidence.size = hashing.digest.hexdigest(), hashing.count
+            evidence.save()
+            _custody(evidence=evidence, action=CustodyEvent.Action.ACQUIRED, actor=actor, address=source_address, sha256=evidence.sha256, detail="uploaded")
+            timeline.event_add(
+                incident=incident,
+                kind=timeline.Kind.EVIDENCE,
+                actor=actor,
+                summary=f"Evidence added: {name} (SHA-256 {evidence.sha256[:16]}…)",
+                data={"evidence": evidence.pk, "sha256": evidence.sha256, "size": evidence.size, "name": name},
+            )
+        except Exception:
+            evidence.file.delete(save=False)  # no orphan file when the row did not commit
+            raise
+        transaction.on_commit(lambda: _enqueue_verify(evidence.pk))
+    return evidence
+
+
+def _enqueue_verify(evidence_id: int) -> None:
+    from incidents.tasks import evidence_verify_task
+
+    evidence_verify_task.delay(evidence_id)
+
+
+def evidence_get_for_user(*, user: AbstractBaseUser, evidence_id: int) -> Evidence:
+    return Evidence.objects.select_related("incident").get(
+        pk=evidence_id, incident__in=incident_queryset_for_user(user)
+    )
+
+
+def evidence_record_view(*, evidence: Evidence, actor: AbstractBaseUser, source_address: str | None) -> None:
+    _custody(evidence=evidence, action=CustodyEvent.Action.VIEWED, actor=actor, address=source_address, sha256=evidence.sha256)
+
+
+def _stored_sha256(evidence: Evidence) -> str:
+    with evidence.file.storage.open(evidence.file.name, "rb") as stored:
+        return file_sha256(stored)
+
+
+def evidence_open_verified(*, evidence_id: int, actor: AbstractBaseUser, source_address: str | None) -> tuple[Evidence, IO[bytes]]:
+    """Re-hash the stored bytes; on a match log the download and return the open file."""
+    evidence = evidence_get_for_user(user=actor, evidence_id=evidence_id)
+    try:
+        observed = _stored_sha256(evidence)
+    except FileNotFoundError:
+        observed = "missing"
+    if observed != evidence.sha256:
+        # Committed on its own: the refusal itself is part of the chain of custody.
+        _custody(evidence=evidence, action=CustodyEvent.Action.VERIFY_FAILED, actor=actor, address=source_address, sha256=observed, detail="download refused")
+        raise EvidenceIntegrityError(
+            f"Integrity check failed for {evidence.original_name}: stored SHA-256 is {observed}, "
+            f"recorded {evidence.sha256}. The file was not served; tell the incident commander."
+        )
+    _custody(evidence=evidence, action=CustodyEvent.Action.DOWNLOADED, actor=actor, address=source_address, sha256=observed)
+    return evidence, evidence.file.storage.open(evidence.file.name, "rb")
+
+
+def evidence_verify(*, evidence_id: int) -> bool:
+    """Background re-verification (worker): records the result either way."""
+    evidence = Evidence.objects.get(pk=evidence_id)
+    try:
+        observed = _stored_sha256(evidence)
+    except FileNotFoundError:
+        observed = "missing"
+    ok = observed == evidence.sha256
+    action = CustodyEvent.Action.VERIFIED if ok else CustodyEvent.Action.VERIFY_FAILED
+    _custody(evidence=evidence, action=action, actor=None, address=None, sha256=observed, detail="worker re-hash")
+    return ok

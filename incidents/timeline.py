@@ -1,0 +1,74 @@
+"""Timeline writers: one small function per event kind (Saleor's order/events.py shape).
+
+Only services call these, inside the transaction that made the change, so a change and its
+timeline row commit or roll back together. Never call them from signals.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+
+from incidents.models import Incident, TimelineEvent
+
+Kind = TimelineEvent.Kind
+
+
+def event_add(
+    *,
+    incident: Incident,
+    kind: str,
+    summary: str,
+    actor: AbstractBaseUser | None = None,
+    data: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> TimelineEvent:
+    now = timezone.now()
+    # Every event is activity on the case: the list sorts by it.
+    Incident.objects.filter(pk=incident.pk).update(updated_at=now)
+    return TimelineEvent.objects.create(
+        incident=incident,
+        kind=kind,
+        actor=actor,
+        summary=summary[:500],
+        data=data or {},
+        occurred_at=occurred_at or now,
+    )
+
+
+def incident_created_event(*, incident: Incident, actor: AbstractBaseUser | None) -> TimelineEvent:
+    return event_add(
+        incident=incident,
+        kind=Kind.CREATED,
+        actor=actor,
+        summary=f"Incident opened from playbook {incident.playbook.slug} v{incident.playbook.version}",
+        data={"playbook": incident.playbook.slug, "playbook_version": incident.playbook.version},
+    )
+
+
+def phase_changed_event(
+    *, incident: Incident, actor: AbstractBaseUser | None, old: str, new: str, reason: str = ""
+) -> TimelineEvent:
+    summary = f"Phase {old} → {new}" + (f": {reason}" if reason else "")
+    return event_add(
+        incident=incident, kind=Kind.PHASE, actor=actor, summary=summary, data={"from": old, "to": new, "reason": reason}
+    )
+
+
+def field_changed_event(
+    *, incident: Incident, actor: AbstractBaseUser | None, field: str, old: object, new: object
+) -> TimelineEvent:
+    return event_add(
+        incident=incident,
+        kind=Kind.FIELD,
+        actor=actor,
+        summary=f"{field.replace('_', ' ').capitalize()} changed from {old or '—'} to {new or '—'}",
+        data={"field": field, "from": old, "to": new},
+    )
+
+
+def assignment_event(
+    *, incident: Incident, actor: AbstractBaseUser | None, summary: str, data: dict[str, Any]
+) -> TimelineEvent:
+    return event_add(incident=incident, kind=Kind.ASSIGNMENT, actor=actor, summary=summary, data=data)

@@ -120,7 +120,9 @@ MEDIA_URL = "/media-not-served/"  # evidence is only ever served through the cus
 STORAGES = {
     # Evidence goes through Django's storage API. For S3, set WATCHPOST_EVIDENCE_STORAGE to
     # "storages.backends.s3.S3Storage" and install django-storages (see README "Evidence on S3").
-    "default": {"BACKEND": env.str("WATCHPOST_EVIDENCE_STORAGE", default="django.core.files.storage.FileSystemStorage")},
+    "default": {
+        "BACKEND": env.str("WATCHPOST_EVIDENCE_STORAGE", default="django.core.files.storage.FileSystemStorage")
+    },
     "staticfiles": {
         "BACKEND": env.str(
             "WATCHPOST_STATICFILES_STORAGE",

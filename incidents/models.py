@@ -213,12 +213,13 @@ class Note(models.Model):
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} v{self.version} on {self.incident_id}"
 
 
 class NoteRevision(models.Model):
@@ -233,6 +234,9 @@ class NoteRevision(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["note", "version"], name="note_revision_unique")]
         ordering = ["note", "version"]
+
+    def __str__(self) -> str:
+        return f"note {self.note_id} v{self.version}"
 
 
 def evidence_upload_to(instance: "Evidence", filename: str) -> str:
@@ -278,3 +282,6 @@ class CustodyEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.evidence_id} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from incidents import keyset, permissions
-from incidents.models import Incident, Phase, TimelineEvent
+from incidents.models import Incident, Observable, Phase, TimelineEvent
+from playbooks.models import ChecklistItem
 
 INCIDENT_SORTS: dict[str, keyset.Ordering] = {
     # SLA urgency: cases still waiting for acknowledgement first, the nearest deadline first.
@@ -84,8 +85,11 @@ def incident_list_for_user(
 
 def cluster_names_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[str]:
     return list(
-        incident_queryset_for_user(user).exclude(cluster_name="").order_by("cluster_name")
-        .values_list("cluster_name", flat=True).distinct()[:200]
+        incident_queryset_for_user(user)
+        .exclude(cluster_name="")
+        .order_by("cluster_name")
+        .values_list("cluster_name", flat=True)
+        .distinct()[:200]
     )
 
 
@@ -130,3 +134,52 @@ def timeline_export_rows(*, incident: Incident, filters: TimelineFilters) -> Ite
     ordering = TIMELINE_ORDER.get(filters.order, TIMELINE_ORDER["asc"])
     queryset = _timeline_queryset(incident, filters).order_by(*keyset.order_by_args(ordering))
     return queryset.values(*TIMELINE_EXPORT_FIELDS).iterator(chunk_size=2000)
+
+
+# --- Checklist -------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChecklistPart:
+    number: int
+    title: str
+    items: list[ChecklistItem]
+
+    @property
+    def closed_count(self) -> int:
+        return sum(1 for item in self.items if not item.is_open)
+
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+
+def checklist_for_incident(*, incident: Incident) -> list[ChecklistPart]:
+    """The incident's checklist grouped by playbook part, in playbook order (two queries)."""
+    items = ChecklistItem.objects.filter(incident=incident).select_related("step", "done_by").order_by("position")
+    parts: dict[int, ChecklistPart] = {}
+    for item in items:
+        part = parts.setdefault(item.step.part, ChecklistPart(item.step.part, item.step.part_title, []))
+        part.items.append(item)
+    return list(parts.values())
+
+
+def checklist_progress(*, incident: Incident) -> tuple[int, int]:
+    """(closed items, all items) for the header."""
+    counts = ChecklistItem.objects.filter(incident=incident).aggregate(
+        total=Count("id"), open=Count("id", filter=Q(status=ChecklistItem.Status.TODO))
+    )
+    return counts["total"] - counts["open"], counts["total"]
+
+
+def related_incidents(
+    *, incident: Incident, user: AbstractBaseUser | AnonymousUser
+) -> list[tuple[str, str, list[Incident]]]:
+    """Observables of this case that also appear in other cases the user may see."""
+    visible = incident_queryset_for_user(user).exclude(pk=incident.pk)
+    result = []
+    for observable in Observable.objects.filter(incidents=incident).order_by("kind", "value"):
+        others = list(visible.filter(observables=observable).order_by("-id").only("id", "title")[:5])
+        if others:
+            result.append((observable.kind, observable.value, others))
+    return result

@@ -52,7 +52,11 @@ def phase_changed_event(
 ) -> TimelineEvent:
     summary = f"Phase {old} → {new}" + (f": {reason}" if reason else "")
     return event_add(
-        incident=incident, kind=Kind.PHASE, actor=actor, summary=summary, data={"from": old, "to": new, "reason": reason}
+        incident=incident,
+        kind=Kind.PHASE,
+        actor=actor,
+        summary=summary,
+        data={"from": old, "to": new, "reason": reason},
     )
 
 

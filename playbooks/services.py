@@ -83,9 +83,7 @@ def _undo_decision(item: ChecklistItem) -> None:
 
 
 @transaction.atomic
-def checklist_item_decide(
-    *, item_id: int, actor: AbstractBaseUser, option_id: str, comment: str = ""
-) -> ChecklistItem:
+def checklist_item_decide(*, item_id: int, actor: AbstractBaseUser, option_id: str, comment: str = "") -> ChecklistItem:
     item = _locked_item(item_id=item_id, actor=actor)
     if item.step.kind != PlaybookStep.Kind.DECISION:
         raise ValidationError("This step is not a decision.")

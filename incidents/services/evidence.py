@@ -60,7 +60,13 @@ def file_sha256(file: IO[bytes]) -> str:
 
 
 def _custody(
-    *, evidence: Evidence, action: str, actor: AbstractBaseUser | None, address: str | None, sha256: str, detail: str = ""
+    *,
+    evidence: Evidence,
+    action: str,
+    actor: AbstractBaseUser | None,
+    address: str | None,
+    sha256: str,
+    detail: str = "",
 ) -> CustodyEvent:
     return CustodyEvent.objects.create(
         evidence=evidence, action=action, actor=actor, source_address=address, sha256=sha256, detail=detail[:300]
@@ -99,7 +105,14 @@ def evidence_add(
         try:
             evidence.sha256, evidence.size = hashing.digest.hexdigest(), hashing.count
             evidence.save()
-            _custody(evidence=evidence, action=CustodyEvent.Action.ACQUIRED, actor=actor, address=source_address, sha256=evidence.sha256, detail="uploaded")
+            _custody(
+                evidence=evidence,
+                action=CustodyEvent.Action.ACQUIRED,
+                actor=actor,
+                address=source_address,
+                sha256=evidence.sha256,
+                detail="uploaded",
+            )
             timeline.event_add(
                 incident=incident,
                 kind=timeline.Kind.EVIDENCE,
@@ -127,7 +140,13 @@ def evidence_get_for_user(*, user: AbstractBaseUser, evidence_id: int) -> Eviden
 
 
 def evidence_record_view(*, evidence: Evidence, actor: AbstractBaseUser, source_address: str | None) -> None:
-    _custody(evidence=evidence, action=CustodyEvent.Action.VIEWED, actor=actor, address=source_address, sha256=evidence.sha256)
+    _custody(
+        evidence=evidence,
+        action=CustodyEvent.Action.VIEWED,
+        actor=actor,
+        address=source_address,
+        sha256=evidence.sha256,
+    )
 
 
 def _stored_sha256(evidence: Evidence) -> str:
@@ -135,7 +154,9 @@ def _stored_sha256(evidence: Evidence) -> str:
         return file_sha256(stored)
 
 
-def evidence_open_verified(*, evidence_id: int, actor: AbstractBaseUser, source_address: str | None) -> tuple[Evidence, IO[bytes]]:
+def evidence_open_verified(
+    *, evidence_id: int, actor: AbstractBaseUser, source_address: str | None
+) -> tuple[Evidence, IO[bytes]]:
     """Re-hash the stored bytes; on a match log the download and return the open file."""
     evidence = evidence_get_for_user(user=actor, evidence_id=evidence_id)
     try:
@@ -144,12 +165,21 @@ def evidence_open_verified(*, evidence_id: int, actor: AbstractBaseUser, source_
         observed = "missing"
     if observed != evidence.sha256:
         # Committed on its own: the refusal itself is part of the chain of custody.
-        _custody(evidence=evidence, action=CustodyEvent.Action.VERIFY_FAILED, actor=actor, address=source_address, sha256=observed, detail="download refused")
+        _custody(
+            evidence=evidence,
+            action=CustodyEvent.Action.VERIFY_FAILED,
+            actor=actor,
+            address=source_address,
+            sha256=observed,
+            detail="download refused",
+        )
         raise EvidenceIntegrityError(
             f"Integrity check failed for {evidence.original_name}: stored SHA-256 is {observed}, "
             f"recorded {evidence.sha256}. The file was not served; tell the incident commander."
         )
-    _custody(evidence=evidence, action=CustodyEvent.Action.DOWNLOADED, actor=actor, address=source_address, sha256=observed)
+    _custody(
+        evidence=evidence, action=CustodyEvent.Action.DOWNLOADED, actor=actor, address=source_address, sha256=observed
+    )
     return evidence, evidence.file.storage.open(evidence.file.name, "rb")
 
 

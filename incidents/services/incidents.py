@@ -98,9 +98,7 @@ def _open_mandatory_items(incident: Incident) -> list[str]:
     return [f"{item.step.number} {item.step.title}" for item in items]
 
 
-def _check_close_gate(
-    *, incident: Incident, actor: AbstractBaseUser | None, override_reason: str
-) -> None:
+def _check_close_gate(*, incident: Incident, actor: AbstractBaseUser | None, override_reason: str) -> None:
     if not incident.resolution:
         raise ValidationError("Set a resolution (true positive, authorized activity or false positive) before closing.")
     open_items = _open_mandatory_items(incident)
@@ -112,7 +110,9 @@ def _check_close_gate(
             "Finish or skip them, or a manager may override with a written reason.",
             open_items,
         )
-    permissions.require(actor is not None and permissions.can_manage(actor), "Only a manager can override the close gate.")
+    permissions.require(
+        actor is not None and permissions.can_manage(actor), "Only a manager can override the close gate."
+    )
     incident.close_override_reason = override_reason.strip()
     incident.close_override_by = actor
 
@@ -125,9 +125,13 @@ def incident_change_phase(
     to: str,
     reason: str = "",
     override_reason: str = "",
+    resolution: str | None = None,
 ) -> Incident:
+    """Move the case along the state machine. Closing may set the resolution in the same step."""
     if actor is not None:
         permissions.require(permissions.can_work(actor), "Viewers cannot change the phase.")
+    if resolution:
+        incident_update(incident_id=incident_id, actor=actor, resolution=resolution)
     incident = _locked(incident_id=incident_id, actor=actor)
     old = incident.phase
     if old == to:
@@ -193,7 +197,9 @@ def incident_update(*, incident_id: int, actor: AbstractBaseUser | None, **chang
         incident.sla_due_at = sla_due_at(detected_at=incident.detected_at, priority=incident.priority)
     incident.save()
     for field, old, value in changed:
-        timeline.field_changed_event(incident=incident, actor=actor, field=field, old=_label(field, old), new=_label(field, value))
+        timeline.field_changed_event(
+            incident=incident, actor=actor, field=field, old=_label(field, old), new=_label(field, value)
+        )
     return incident
 
 
@@ -250,9 +256,7 @@ def incident_set_restricted(*, incident_id: int, actor: AbstractBaseUser, restri
 
 
 @transaction.atomic
-def analyst_event_add(
-    *, incident_id: int, actor: AbstractBaseUser, occurred_at: datetime, summary: str
-) -> None:
+def analyst_event_add(*, incident_id: int, actor: AbstractBaseUser, occurred_at: datetime, summary: str) -> None:
     """An event the analyst records with its own time (e.g. "first anonymous call at …")."""
     permissions.require(permissions.can_work(actor), "Viewers cannot add timeline events.")
     if timezone.is_naive(occurred_at):

@@ -1,0 +1,1 @@
+"""Demo data for `make run`: fictional GuardDuty findings and the small importer `seed_demo` uses."""

@@ -1,0 +1,118 @@
+"""`manage.py seed_demo`: demo users and demo incidents for `make run`. Idempotent; never for production.
+
+Creates one user per role (responder, manager, viewer, admin) with the password from
+WATCHPOST_DEMO_PASSWORD (default `watchpost-demo`), then opens one incident per bundled demo finding
+through `incidents.demo.importer`. A finding imported before is skipped, so a second run changes
+nothing but the passwords (reset to the configured one, so the logins `make run` prints always work).
+Two cases are moved forward so the queue looks like a working day: one acknowledged and assigned,
+one in containment with its Part 1 checklist done and the Part 1 decision taken.
+"""
+
+import os
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser, Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from incidents import permissions
+from incidents.demo.importer import demo_finding_import, demo_findings_load
+from incidents.models import Incident, Phase
+from incidents.services import incident_assign, incident_change_phase
+from playbooks.models import ChecklistItem, PlaybookStep
+from playbooks.services import checklist_item_complete, checklist_item_decide
+
+DEFAULT_PASSWORD = "watchpost-demo"  # noqa: S105 - a documented demo login, printed by `make run`
+DEMO_USERS = (
+    ("responder", permissions.RESPONDER),
+    ("manager", permissions.MANAGER),
+    ("viewer", permissions.VIEWER),
+    ("admin", permissions.ADMIN),
+)
+ACKNOWLEDGED_FINDING = "3a5f7c9e1b2d4f6a8c0e2a4c6e8a0c2e"  # Policy:Kubernetes/AnonymousAccessGranted, payments-prod
+CONTAINMENT_FINDING = "7c2e9a41d0b35f68e1a4c9d27b60f3a5"  # Discovery:…/SuccessfulAnonymousAccess, payments-prod
+# Comments for Part 1 steps, picked by the first matching word in the step title; other steps get none.
+TICK_COMMENTS = (
+    ("ticket", "SEC-2041 raised in the SOC queue."),
+    ("impact", "No customer-facing errors; payments API latency normal."),
+    ("war room", "War room #inc-payments-prod-anon open; platform on-call paged."),
+    ("verify", "Finding confirmed in the GuardDuty console (eu-west-1)."),
+    ("cluster", "payments-prod, account 210987654321, eu-west-1."),
+    ("pod", "No workload in the finding; caller system:anonymous (group system:unauthenticated)."),
+    ("origination", "198.51.100.23, AS64511 (Example Offshore Hosting, DE): not one of our addresses."),
+)
+
+
+class Command(BaseCommand):
+    help = "Create the demo users and open one incident per demo finding (idempotent; for `make run` only)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        password = os.environ.get("WATCHPOST_DEMO_PASSWORD") or DEFAULT_PASSWORD
+        users = {
+            username: _user_ensure(username=username, role=role, password=password) for username, role in DEMO_USERS
+        }
+        opened = 0
+        findings = demo_findings_load(now=timezone.now())
+        for finding in findings:
+            with transaction.atomic():
+                incident, created = demo_finding_import(finding=finding)
+                if created:
+                    opened += 1
+                    _advance(incident=incident, finding_id=finding.finding_id, users=users)
+        present = len(findings) - opened
+        self.stdout.write(
+            f"Demo users: {', '.join(users)}. Demo incidents: {opened} opened, {present} already present."
+        )
+
+
+def _user_ensure(*, username: str, role: str, password: str) -> AbstractUser:
+    user, created = get_user_model().objects.get_or_create(
+        username=username, defaults={"email": f"{username}@example.com"}
+    )
+    if role == permissions.ADMIN and not (user.is_superuser and user.is_staff):
+        user.is_superuser = user.is_staff = True
+        user.save(update_fields=["is_superuser", "is_staff"])
+    if created or not user.check_password(password):
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def _advance(*, incident: Incident, finding_id: str, users: dict[str, AbstractUser]) -> None:
+    manager, responder = users["manager"], users["responder"]
+    if finding_id not in (ACKNOWLEDGED_FINDING, CONTAINMENT_FINDING):
+        return
+    incident_change_phase(
+        incident_id=incident.pk, actor=manager, to=Phase.ACKNOWLEDGED, reason="Picked up from the queue"
+    )
+    incident_assign(incident_id=incident.pk, actor=manager, commander_id=manager.pk, assignee_ids=[responder.pk])
+    if finding_id == CONTAINMENT_FINDING:
+        incident_change_phase(incident_id=incident.pk, actor=responder, to=Phase.ANALYSIS)
+        _part1_work(incident=incident, actor=responder)
+        incident_change_phase(
+            incident_id=incident.pk,
+            actor=responder,
+            to=Phase.CONTAINMENT,
+            reason="Owner did not make the anonymous calls; removing anonymous bindings",
+        )
+
+
+def _part1_work(*, incident: Incident, actor: AbstractUser) -> None:
+    """Tick the Part 1 tasks and, if Part 1 has a decision that leads to Part 2, take it."""
+    items = ChecklistItem.objects.filter(incident=incident, step__part=1).select_related("step").order_by("position")
+    for item in [item for item in items if item.step.kind == PlaybookStep.Kind.TASK]:
+        comment = next((text for word, text in TICK_COMMENTS if word in item.step.title.lower()), "")
+        checklist_item_complete(item_id=item.pk, actor=actor, comment=comment)
+    for item in items:
+        to_part2 = [option for option in item.step.options if option.get("goto") == "part-2"]
+        if item.step.kind == PlaybookStep.Kind.DECISION and to_part2:
+            checklist_item_decide(
+                item_id=item.pk,
+                actor=actor,
+                option_id=to_part2[0]["id"],
+                comment="Cluster owner (payments-platform) did not make these calls; AS64511 is not ours.",
+            )
+            return

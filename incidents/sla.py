@@ -1,0 +1,44 @@
+"""Acknowledgement SLA state, from TRIAGE_GUIDE.md response times (targets in settings)."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from incidents.models import Incident
+
+
+@dataclass(frozen=True)
+class SlaState:
+    state: str  # pending | breached | met | missed
+    label: str  # short, for the list
+    detail: str  # the full sentence, for the incident page
+
+    @property
+    def is_late(self) -> bool:
+        return self.state in ("breached", "missed")
+
+
+def _short(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        hours, rest = divmod(minutes, 60)
+        return f"{hours} h {rest} min" if rest else f"{hours} h"
+    return f"{minutes // 1440} d {minutes % 1440 // 60} h"
+
+
+def sla_state(incident: Incident, now: datetime | None = None) -> SlaState:
+    now = now or timezone.now()
+    target = _short(incident.sla_due_at - incident.detected_at)
+    if incident.acknowledged_at is None or incident.awaiting_ack:
+        if now <= incident.sla_due_at:
+            left = _short(incident.sla_due_at - now)
+            return SlaState("pending", f"ack due in {left}", f"acknowledgement due in {left} (target {target})")
+        late = _short(now - incident.sla_due_at)
+        return SlaState("breached", f"ack overdue {late}", f"acknowledgement overdue by {late} (target {target})")
+    took = _short(incident.acknowledged_at - incident.detected_at)
+    if incident.acknowledged_at <= incident.sla_due_at:
+        return SlaState("met", f"acked in {took}", f"acknowledged in {took} (target {target})")
+    return SlaState("missed", f"acked late, {took}", f"acknowledged in {took}: target {target} missed")

@@ -1,0 +1,28 @@
+from django.urls import path
+
+from incidents.views import detail, evidence, lists, notes, timeline
+from playbooks import views as checklist
+
+app_name = "incidents"
+
+urlpatterns = [
+    path("", lists.incident_list, name="list"),
+    path("new/", detail.incident_create, name="create"),
+    path("<int:incident_id>/", detail.incident_detail, name="detail"),
+    path("<int:incident_id>/phase/", detail.incident_phase, name="phase"),
+    path("<int:incident_id>/fields/", detail.incident_fields, name="fields"),
+    path("<int:incident_id>/assign/", detail.incident_assign, name="assign"),
+    path("<int:incident_id>/restrict/", detail.incident_restrict, name="restrict"),
+    path("<int:incident_id>/checklist/<int:item_id>/status/", checklist.checklist_item_status, name="item-status"),
+    path("<int:incident_id>/checklist/<int:item_id>/decide/", checklist.checklist_item_decide, name="item-decide"),
+    path("<int:incident_id>/notes/", notes.note_add, name="note-add"),
+    path("<int:incident_id>/notes/<int:note_id>/edit/", notes.note_edit, name="note-edit"),
+    path("<int:incident_id>/notes/<int:note_id>/history/", notes.note_history, name="note-history"),
+    path("<int:incident_id>/evidence/", evidence.evidence_upload, name="evidence-upload"),
+    path("evidence/<int:evidence_id>/", evidence.evidence_detail, name="evidence-detail"),
+    path("evidence/<int:evidence_id>/download/", evidence.evidence_download, name="evidence-download"),
+    path("<int:incident_id>/timeline/", timeline.timeline, name="timeline"),
+    path("<int:incident_id>/timeline/events/", detail.analyst_event, name="analyst-event"),
+    path("<int:incident_id>/timeline.csv", timeline.timeline_export, {"fmt": "csv"}, name="timeline-csv"),
+    path("<int:incident_id>/timeline.json", timeline.timeline_export, {"fmt": "json"}, name="timeline-json"),
+]

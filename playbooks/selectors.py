@@ -1,0 +1,45 @@
+"""Reads of the playbook library as loaded into the database.
+
+"Latest" means the highest version of a slug. Older versions stay loaded because open incidents
+pin them, but new incidents always get the latest one.
+"""
+
+from django.db.models import Exists, OuterRef, QuerySet
+
+from playbooks.models import Playbook
+
+
+def playbook_list() -> QuerySet[Playbook]:
+    """The latest version of each slug, ordered by slug."""
+    newer = Playbook.objects.filter(slug=OuterRef("slug"), version__gt=OuterRef("version"))
+    return Playbook.objects.filter(~Exists(newer)).order_by("slug")
+
+
+def playbook_latest(*, slug: str) -> Playbook:
+    playbook = Playbook.objects.filter(slug=slug).order_by("-version").first()
+    if playbook is None:
+        raise Playbook.DoesNotExist(f"No playbook with slug {slug!r} is loaded.")
+    return playbook
+
+
+def playbook_for_finding_type(*, finding_type: str) -> Playbook:
+    """The latest playbook that lists `finding_type`, else the latest fallback playbook.
+
+    Only the latest version of each slug counts: a type dropped in a newer version is no longer
+    handled by that playbook. The library check makes a type belong to one slug; should old rows of
+    another slug still claim it, the most recently loaded playbook wins.
+    """
+    # Matched in Python: the library holds a handful of rows, and JSONField `contains` on a list
+    # is not available on SQLite, which `make run` uses.
+    candidates = playbook_list().order_by("-loaded_at", "slug").values_list("pk", "finding_types")
+    for pk, finding_types in candidates:
+        if finding_type in finding_types:
+            return Playbook.objects.get(pk=pk)
+    return _playbook_fallback()
+
+
+def _playbook_fallback() -> Playbook:
+    playbook = playbook_list().filter(is_fallback=True).order_by("-loaded_at", "slug").first()
+    if playbook is None:
+        raise Playbook.DoesNotExist("No fallback playbook is loaded; run `manage.py sync_playbooks`.")
+    return playbook

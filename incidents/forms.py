@@ -15,9 +15,11 @@ class ErrorTextMixin:
     errors: forms.utils.ErrorDict
 
     def error_text(self) -> str:
-        return "; ".join(
-            f"{name}: {' '.join(errs)}" if name != "__all__" else " ".join(errs) for name, errs in self.errors.items()
-        )
+        parts = []
+        for name, errors in self.errors.items():
+            text = " ".join(str(error) for error in errors)
+            parts.append(text if name == "__all__" else f"{name}: {text}")
+        return "; ".join(parts)
 
 
 class AnalystEventForm(ErrorTextMixin, forms.Form):

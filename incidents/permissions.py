@@ -6,7 +6,7 @@ manager  – also assigns, restricts, overrides the close gate and sees every ca
 admin    – everything (a Django superuser counts as admin).
 """
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 
 VIEWER = "viewer"
 RESPONDER = "responder"
@@ -14,36 +14,36 @@ MANAGER = "manager"
 ADMIN = "admin"
 ROLES = (VIEWER, RESPONDER, MANAGER, ADMIN)
 
-User = AbstractBaseUser | AnonymousUser
+AnyUser = User | AnonymousUser
 
 
 class PermissionDeniedError(Exception):
     """The actor's role does not allow this change."""
 
 
-def _groups(user: User) -> set[str]:
+def _groups(user: AnyUser) -> set[str]:
     if not user.is_authenticated:
         return set()
     cached = getattr(user, "_watchpost_groups", None)
     if cached is None:
         cached = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
-        user._watchpost_groups = cached  # type: ignore[union-attr]
+        user._watchpost_groups = cached  # type: ignore[union-attr,attr-defined]
     return cached
 
 
-def is_admin(user: User) -> bool:
+def is_admin(user: AnyUser) -> bool:
     return bool(user.is_authenticated and (getattr(user, "is_superuser", False) or ADMIN in _groups(user)))
 
 
-def can_manage(user: User) -> bool:
+def can_manage(user: AnyUser) -> bool:
     return is_admin(user) or MANAGER in _groups(user)
 
 
-def can_work(user: User) -> bool:
+def can_work(user: AnyUser) -> bool:
     return can_manage(user) or RESPONDER in _groups(user)
 
 
-def can_read(user: User) -> bool:
+def can_read(user: AnyUser) -> bool:
     return can_work(user) or VIEWER in _groups(user)
 
 

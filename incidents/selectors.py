@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Q, QuerySet
 
 from incidents import keyset, permissions
@@ -22,17 +22,17 @@ INCIDENT_SORTS: dict[str, keyset.Ordering] = {
 DEFAULT_SORT = "sla"
 
 
-def incident_queryset_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Incident]:
+def incident_queryset_for_user(user: User | AnonymousUser) -> QuerySet[Incident]:
     if not permissions.can_read(user):
         return Incident.objects.none()
     if permissions.can_manage(user):
         return Incident.objects.all()
     # A subquery rather than a join on assignees: no duplicate rows, so no DISTINCT on the list.
-    assigned = Incident.assignees.through.objects.filter(user_id=user.pk).values("incident_id")
+    assigned = Incident.assignees.through.objects.filter(user_id=user.pk or 0).values("incident_id")
     return Incident.objects.filter(Q(restricted=False) | Q(commander_id=user.pk) | Q(pk__in=assigned))
 
 
-def incident_get_for_user(*, user: AbstractBaseUser | AnonymousUser, incident_id: int) -> Incident:
+def incident_get_for_user(*, user: User | AnonymousUser, incident_id: int) -> Incident:
     """Raises Incident.DoesNotExist when the case is missing or not visible: the caller answers 404."""
     return (
         incident_queryset_for_user(user)
@@ -76,14 +76,14 @@ def _apply_filters(queryset: QuerySet[Incident], filters: IncidentFilters) -> Qu
 
 
 def incident_list_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, filters: IncidentFilters, cursor: str | None, size: int
+    *, user: User | AnonymousUser, filters: IncidentFilters, cursor: str | None, size: int
 ) -> keyset.Page[Incident]:
     ordering = INCIDENT_SORTS.get(filters.sort, INCIDENT_SORTS[DEFAULT_SORT])
     queryset = _apply_filters(incident_queryset_for_user(user), filters).select_related("commander")
     return keyset.paginate(queryset, ordering=ordering, cursor=cursor, size=size)
 
 
-def cluster_names_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[str]:
+def cluster_names_for_user(*, user: User | AnonymousUser) -> list[str]:
     return list(
         incident_queryset_for_user(user)
         .exclude(cluster_name="")
@@ -172,9 +172,7 @@ def checklist_progress(*, incident: Incident) -> tuple[int, int]:
     return counts["total"] - counts["open"], counts["total"]
 
 
-def related_incidents(
-    *, incident: Incident, user: AbstractBaseUser | AnonymousUser
-) -> list[tuple[str, str, list[Incident]]]:
+def related_incidents(*, incident: Incident, user: User | AnonymousUser) -> list[tuple[str, str, list[Incident]]]:
     """Observables of this case that also appear in other cases the user may see."""
     visible = incident_queryset_for_user(user).exclude(pk=incident.pk)
     result = []

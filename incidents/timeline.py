@@ -7,7 +7,7 @@ timeline row commit or roll back together. Never call them from signals.
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from incidents.models import Incident, TimelineEvent
@@ -20,7 +20,7 @@ def event_add(
     incident: Incident,
     kind: str,
     summary: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     data: dict[str, Any] | None = None,
     occurred_at: datetime | None = None,
 ) -> TimelineEvent:
@@ -37,7 +37,7 @@ def event_add(
     )
 
 
-def incident_created_event(*, incident: Incident, actor: AbstractBaseUser | None) -> TimelineEvent:
+def incident_created_event(*, incident: Incident, actor: User | None) -> TimelineEvent:
     return event_add(
         incident=incident,
         kind=Kind.CREATED,
@@ -48,7 +48,7 @@ def incident_created_event(*, incident: Incident, actor: AbstractBaseUser | None
 
 
 def phase_changed_event(
-    *, incident: Incident, actor: AbstractBaseUser | None, old: str, new: str, reason: str = ""
+    *, incident: Incident, actor: User | None, old: str, new: str, reason: str = ""
 ) -> TimelineEvent:
     summary = f"Phase {old} → {new}" + (f": {reason}" if reason else "")
     return event_add(
@@ -61,7 +61,7 @@ def phase_changed_event(
 
 
 def field_changed_event(
-    *, incident: Incident, actor: AbstractBaseUser | None, field: str, old: object, new: object
+    *, incident: Incident, actor: User | None, field: str, old: object, new: object
 ) -> TimelineEvent:
     return event_add(
         incident=incident,
@@ -72,7 +72,5 @@ def field_changed_event(
     )
 
 
-def assignment_event(
-    *, incident: Incident, actor: AbstractBaseUser | None, summary: str, data: dict[str, Any]
-) -> TimelineEvent:
+def assignment_event(*, incident: Incident, actor: User | None, summary: str, data: dict[str, Any]) -> TimelineEvent:
     return event_add(incident=incident, kind=Kind.ASSIGNMENT, actor=actor, summary=summary, data=data)

@@ -4,7 +4,7 @@ A double click or two responders ticking at once give one change and one timelin
 row is locked, and a request that changes nothing returns before writing.
 """
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -18,7 +18,7 @@ from playbooks.models import ChecklistItem, PlaybookStep
 Status = ChecklistItem.Status
 
 
-def _locked_item(*, item_id: int, actor: AbstractBaseUser) -> ChecklistItem:
+def _locked_item(*, item_id: int, actor: User) -> ChecklistItem:
     permissions.require(permissions.can_work(actor), "Viewers cannot work the checklist.")
     item = (
         ChecklistItem.objects.select_for_update(of=("self",))
@@ -32,9 +32,7 @@ def _locked_item(*, item_id: int, actor: AbstractBaseUser) -> ChecklistItem:
 
 
 @transaction.atomic
-def checklist_item_set_status(
-    *, item_id: int, actor: AbstractBaseUser, status: str, comment: str = ""
-) -> ChecklistItem:
+def checklist_item_set_status(*, item_id: int, actor: User, status: str, comment: str = "") -> ChecklistItem:
     if status not in Status.values:
         raise ValidationError(f"Unknown checklist status {status!r}.")
     item = _locked_item(item_id=item_id, actor=actor)
@@ -65,7 +63,7 @@ def checklist_item_set_status(
     return item
 
 
-def checklist_item_complete(*, item_id: int, actor: AbstractBaseUser, comment: str = "") -> ChecklistItem:
+def checklist_item_complete(*, item_id: int, actor: User, comment: str = "") -> ChecklistItem:
     return checklist_item_set_status(item_id=item_id, actor=actor, status=Status.DONE, comment=comment)
 
 
@@ -83,7 +81,7 @@ def _undo_decision(item: ChecklistItem) -> None:
 
 
 @transaction.atomic
-def checklist_item_decide(*, item_id: int, actor: AbstractBaseUser, option_id: str, comment: str = "") -> ChecklistItem:
+def checklist_item_decide(*, item_id: int, actor: User, option_id: str, comment: str = "") -> ChecklistItem:
     item = _locked_item(item_id=item_id, actor=actor)
     if item.step.kind != PlaybookStep.Kind.DECISION:
         raise ValidationError("This step is not a decision.")

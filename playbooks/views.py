@@ -1,18 +1,18 @@
 """Checklist clicks (htmx, updating in place) and the playbook viewer."""
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from incidents.selectors import checklist_for_incident, checklist_progress
-from incidents.views.common import back_to, service_errors
+from incidents.views.common import AuthedRequest, back_to, service_errors
 from playbooks import services
 from playbooks.models import ChecklistItem, Playbook, PlaybookStep
 from playbooks.selectors import playbook_list
 
 
-def _item_response(request: HttpRequest, item: ChecklistItem) -> HttpResponse:
+def _item_response(request: AuthedRequest, item: ChecklistItem) -> HttpResponse:
     """The changed item, plus out-of-band updates of the part and header counters (and of
     other items a decision made not applicable, by re-rendering the item's part)."""
     if not request.htmx:
@@ -33,7 +33,7 @@ def _item_response(request: HttpRequest, item: ChecklistItem) -> HttpResponse:
 
 @require_POST
 @service_errors
-def checklist_item_status(request: HttpRequest, incident_id: int, item_id: int) -> HttpResponse:
+def checklist_item_status(request: AuthedRequest, incident_id: int, item_id: int) -> HttpResponse:
     item = services.checklist_item_set_status(
         item_id=item_id,
         actor=request.user,
@@ -45,7 +45,7 @@ def checklist_item_status(request: HttpRequest, incident_id: int, item_id: int) 
 
 @require_POST
 @service_errors
-def checklist_item_decide(request: HttpRequest, incident_id: int, item_id: int) -> HttpResponse:
+def checklist_item_decide(request: AuthedRequest, incident_id: int, item_id: int) -> HttpResponse:
     item = services.checklist_item_decide(
         item_id=item_id,
         actor=request.user,
@@ -56,12 +56,12 @@ def checklist_item_decide(request: HttpRequest, incident_id: int, item_id: int) 
 
 
 @require_GET
-def playbook_index(request: HttpRequest) -> HttpResponse:
+def playbook_index(request: AuthedRequest) -> HttpResponse:
     return render(request, "playbooks/playbook_list.html", {"playbooks": playbook_list()})
 
 
 @require_GET
-def playbook_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
+def playbook_detail(request: AuthedRequest, slug: str, version: int) -> HttpResponse:
     playbook = get_object_or_404(Playbook, slug=slug, version=version)
     steps = list(playbook.steps.all())
     parts: dict[int, tuple[str, list[object]]] = {}

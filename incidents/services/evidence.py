@@ -8,7 +8,7 @@ import hashlib
 from typing import IO
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -27,6 +27,7 @@ class _HashingFile(File):  # type: ignore[type-arg]
 
     def __init__(self, file: IO[bytes], *, name: str, max_bytes: int) -> None:
         super().__init__(file, name=name)
+        self._source = file
         self.max_bytes = max_bytes
         self._reset()
 
@@ -37,10 +38,10 @@ class _HashingFile(File):  # type: ignore[type-arg]
     def seek(self, offset: int, whence: int = 0) -> int:
         if offset == 0 and whence == 0:
             self._reset()  # the backend starts over (Django's chunks() does): so do we
-        return self.file.seek(offset, whence)
+        return self._source.seek(offset, whence)
 
     def read(self, size: int = -1) -> bytes:
-        data = self.file.read(size)
+        data = self._source.read(size)
         self.digest.update(data)
         self.count += len(data)
         if self.count > self.max_bytes:
@@ -63,7 +64,7 @@ def _custody(
     *,
     evidence: Evidence,
     action: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     address: str | None,
     sha256: str,
     detail: str = "",
@@ -76,7 +77,7 @@ def _custody(
 def evidence_add(
     *,
     incident_id: int,
-    actor: AbstractBaseUser,
+    actor: User,
     upload: UploadedFile,
     description: str = "",
     source_address: str | None = None,
@@ -91,6 +92,7 @@ def evidence_add(
     with transaction.atomic():
         incident = _locked(incident_id=incident_id, actor=actor)
         _require_open(incident)
+        assert upload.file is not None  # an UploadedFile always wraps an open file
         hashing = _HashingFile(upload.file, name=name, max_bytes=max_bytes)
         evidence = Evidence(
             incident=incident,
@@ -133,13 +135,13 @@ def _enqueue_verify(evidence_id: int) -> None:
     evidence_verify_task.delay(evidence_id)
 
 
-def evidence_get_for_user(*, user: AbstractBaseUser, evidence_id: int) -> Evidence:
+def evidence_get_for_user(*, user: User, evidence_id: int) -> Evidence:
     return Evidence.objects.select_related("incident").get(
         pk=evidence_id, incident__in=incident_queryset_for_user(user)
     )
 
 
-def evidence_record_view(*, evidence: Evidence, actor: AbstractBaseUser, source_address: str | None) -> None:
+def evidence_record_view(*, evidence: Evidence, actor: User, source_address: str | None) -> None:
     _custody(
         evidence=evidence,
         action=CustodyEvent.Action.VIEWED,
@@ -150,13 +152,11 @@ def evidence_record_view(*, evidence: Evidence, actor: AbstractBaseUser, source_
 
 
 def _stored_sha256(evidence: Evidence) -> str:
-    with evidence.file.storage.open(evidence.file.name, "rb") as stored:
+    with evidence.file.storage.open(str(evidence.file.name), "rb") as stored:
         return file_sha256(stored)
 
 
-def evidence_open_verified(
-    *, evidence_id: int, actor: AbstractBaseUser, source_address: str | None
-) -> tuple[Evidence, IO[bytes]]:
+def evidence_open_verified(*, evidence_id: int, actor: User, source_address: str | None) -> tuple[Evidence, IO[bytes]]:
     """Re-hash the stored bytes; on a match log the download and return the open file."""
     evidence = evidence_get_for_user(user=actor, evidence_id=evidence_id)
     try:
@@ -180,7 +180,7 @@ def evidence_open_verified(
     _custody(
         evidence=evidence, action=CustodyEvent.Action.DOWNLOADED, actor=actor, address=source_address, sha256=observed
     )
-    return evidence, evidence.file.storage.open(evidence.file.name, "rb")
+    return evidence, evidence.file.storage.open(str(evidence.file.name), "rb")
 
 
 def evidence_verify(*, evidence_id: int) -> bool:

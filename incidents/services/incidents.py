@@ -7,8 +7,7 @@ row in the same transaction (Zulip's `do_change_user_role` shape).
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -18,14 +17,12 @@ from incidents.models import Incident, Phase, Priority, Resolution, Severity
 from incidents.selectors import incident_queryset_for_user
 from playbooks.models import ChecklistItem, Playbook
 
-User = get_user_model()
-
 
 def sla_due_at(*, detected_at: datetime, priority: int) -> datetime:
     return detected_at + timedelta(minutes=settings.WATCHPOST_ACK_TARGET_MINUTES[priority])
 
 
-def _locked(*, incident_id: int, actor: AbstractBaseUser | None) -> Incident:
+def _locked(*, incident_id: int, actor: User | None) -> Incident:
     """The incident row, locked, and only if the actor may see it (system actors see everything)."""
     queryset = Incident.objects.all() if actor is None else incident_queryset_for_user(actor)
     return queryset.select_for_update(of=("self",)).select_related("playbook").get(pk=incident_id)
@@ -41,7 +38,7 @@ def incident_open(
     *,
     title: str,
     playbook: Playbook,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     severity: int = Severity.MEDIUM,
     priority: int = Priority.P3,
     summary: str = "",
@@ -98,7 +95,7 @@ def _open_mandatory_items(incident: Incident) -> list[str]:
     return [f"{item.step.number} {item.step.title}" for item in items]
 
 
-def _check_close_gate(*, incident: Incident, actor: AbstractBaseUser | None, override_reason: str) -> None:
+def _check_close_gate(*, incident: Incident, actor: User | None, override_reason: str) -> None:
     if not incident.resolution:
         raise ValidationError("Set a resolution (true positive, authorized activity or false positive) before closing.")
     open_items = _open_mandatory_items(incident)
@@ -121,7 +118,7 @@ def _check_close_gate(*, incident: Incident, actor: AbstractBaseUser | None, ove
 def incident_change_phase(
     *,
     incident_id: int,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     to: str,
     reason: str = "",
     override_reason: str = "",
@@ -167,7 +164,7 @@ EDITABLE_FIELDS = {"title", "summary", "severity", "priority", "resolution"}
 
 def _clean_field(field: str, value: object) -> object:
     choices = {"severity": Severity.values, "priority": Priority.values, "resolution": Resolution.values}
-    if field in choices and value not in choices[field]:
+    if field in choices and value not in choices[field]:  # type: ignore[operator]
         raise ValidationError(f"{value!r} is not a valid {field}.")
     if field == "title" and not str(value).strip():
         raise ValidationError("An incident needs a title.")
@@ -175,7 +172,7 @@ def _clean_field(field: str, value: object) -> object:
 
 
 @transaction.atomic
-def incident_update(*, incident_id: int, actor: AbstractBaseUser | None, **changes: object) -> Incident:
+def incident_update(*, incident_id: int, actor: User | None, **changes: object) -> Incident:
     """Change plain fields; one timeline row per field that really changed."""
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
@@ -214,7 +211,7 @@ def _label(field: str, value: object) -> object:
 def incident_assign(
     *,
     incident_id: int,
-    actor: AbstractBaseUser,
+    actor: User,
     commander_id: int | None,
     assignee_ids: list[int],
 ) -> Incident:
@@ -244,7 +241,7 @@ def incident_assign(
 
 
 @transaction.atomic
-def incident_set_restricted(*, incident_id: int, actor: AbstractBaseUser, restricted: bool) -> Incident:
+def incident_set_restricted(*, incident_id: int, actor: User, restricted: bool) -> Incident:
     permissions.require(permissions.can_manage(actor), "Only managers restrict incidents.")
     incident = _locked(incident_id=incident_id, actor=actor)
     if incident.restricted == restricted:
@@ -256,7 +253,7 @@ def incident_set_restricted(*, incident_id: int, actor: AbstractBaseUser, restri
 
 
 @transaction.atomic
-def analyst_event_add(*, incident_id: int, actor: AbstractBaseUser, occurred_at: datetime, summary: str) -> None:
+def analyst_event_add(*, incident_id: int, actor: User, occurred_at: datetime, summary: str) -> None:
     """An event the analyst records with its own time (e.g. "first anonymous call at …")."""
     permissions.require(permissions.can_work(actor), "Viewers cannot add timeline events.")
     if timezone.is_naive(occurred_at):

@@ -1,6 +1,6 @@
 """War-room notes: add and edit with full history; a stale edit is refused with both versions."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from incidents import permissions, timeline
@@ -21,7 +21,7 @@ def _clean_body(body: str) -> str:
 
 
 @transaction.atomic
-def note_add(*, incident_id: int, actor: AbstractBaseUser, body: str) -> Note:
+def note_add(*, incident_id: int, actor: User, body: str) -> Note:
     permissions.require(permissions.can_work(actor), "Viewers cannot write notes.")
     body = _clean_body(body)
     incident = _locked(incident_id=incident_id, actor=actor)
@@ -38,7 +38,7 @@ def note_add(*, incident_id: int, actor: AbstractBaseUser, body: str) -> Note:
 
 
 @transaction.atomic
-def note_edit(*, note_id: int, actor: AbstractBaseUser, body: str, base_version: int) -> Note:
+def note_edit(*, note_id: int, actor: User, body: str, base_version: int) -> Note:
     """`base_version` is the version the editor started from; anything else is a conflict."""
     permissions.require(permissions.can_work(actor), "Viewers cannot edit notes.")
     body = _clean_body(body)

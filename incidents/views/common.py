@@ -5,15 +5,25 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRefresh, retarget
+from django_htmx.middleware import HtmxDetails
 
 from incidents.errors import IncidentError, NoteConflictError, PermissionDeniedError
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
+
+
+class AuthedRequest(HttpRequest):
+    """What our views receive: LoginRequiredMiddleware guarantees a user, django-htmx adds `htmx`."""
+
+    user: User
+    htmx: HtmxDetails
 
 
 def service_errors(view: View) -> View:
@@ -24,7 +34,7 @@ def service_errors(view: View) -> View:
     """
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
             return view(request, *args, **kwargs)
         except ObjectDoesNotExist as exc:

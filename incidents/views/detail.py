@@ -1,7 +1,7 @@
 """The incident page (the responder's home during an incident) and its header controls."""
 
 from django.contrib.auth import get_user_model
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,11 +20,11 @@ from incidents.selectors import (
     related_incidents,
     timeline_page,
 )
-from incidents.views.common import back_to, int_or_none, service_errors
+from incidents.views.common import AuthedRequest, back_to, int_or_none, service_errors
 from playbooks.selectors import playbook_for_finding_type, playbook_list
 
 
-def incident_context(request: HttpRequest, incident: Incident) -> dict[str, object]:
+def incident_context(request: AuthedRequest, incident: Incident) -> dict[str, object]:
     finding = incident.findings.order_by("-gd_updated_at", "-id").first()
     closed, total = checklist_progress(incident=incident)
     return {
@@ -50,7 +50,7 @@ def incident_context(request: HttpRequest, incident: Incident) -> dict[str, obje
 
 @require_GET
 @service_errors
-def incident_detail(request: HttpRequest, incident_id: int) -> HttpResponse:
+def incident_detail(request: AuthedRequest, incident_id: int) -> HttpResponse:
     incident = incident_get_for_user(user=request.user, incident_id=incident_id)
     return render(request, "incidents/incident_detail.html", incident_context(request, incident))
 
@@ -61,7 +61,7 @@ def _detail_url(incident_id: int) -> str:
 
 @require_POST
 @service_errors
-def incident_phase(request: HttpRequest, incident_id: int) -> HttpResponse:
+def incident_phase(request: AuthedRequest, incident_id: int) -> HttpResponse:
     services.incident_change_phase(
         incident_id=incident_id,
         actor=request.user,
@@ -75,7 +75,7 @@ def incident_phase(request: HttpRequest, incident_id: int) -> HttpResponse:
 
 @require_POST
 @service_errors
-def incident_fields(request: HttpRequest, incident_id: int) -> HttpResponse:
+def incident_fields(request: AuthedRequest, incident_id: int) -> HttpResponse:
     changes: dict[str, object] = {}
     for field in ("severity", "priority"):
         if field in request.POST:
@@ -89,7 +89,7 @@ def incident_fields(request: HttpRequest, incident_id: int) -> HttpResponse:
 
 @require_POST
 @service_errors
-def incident_assign(request: HttpRequest, incident_id: int) -> HttpResponse:
+def incident_assign(request: AuthedRequest, incident_id: int) -> HttpResponse:
     services.incident_assign(
         incident_id=incident_id,
         actor=request.user,
@@ -101,7 +101,7 @@ def incident_assign(request: HttpRequest, incident_id: int) -> HttpResponse:
 
 @require_POST
 @service_errors
-def incident_restrict(request: HttpRequest, incident_id: int) -> HttpResponse:
+def incident_restrict(request: AuthedRequest, incident_id: int) -> HttpResponse:
     services.incident_set_restricted(
         incident_id=incident_id, actor=request.user, restricted=request.POST.get("restricted") == "on"
     )
@@ -110,7 +110,7 @@ def incident_restrict(request: HttpRequest, incident_id: int) -> HttpResponse:
 
 @require_POST
 @service_errors
-def analyst_event(request: HttpRequest, incident_id: int) -> HttpResponse:
+def analyst_event(request: AuthedRequest, incident_id: int) -> HttpResponse:
     form = AnalystEventForm(request.POST)
     if not form.is_valid():
         raise ValidationError(form.error_text())
@@ -124,7 +124,7 @@ def analyst_event(request: HttpRequest, incident_id: int) -> HttpResponse:
 
 
 @service_errors
-def incident_create(request: HttpRequest) -> HttpResponse:
+def incident_create(request: AuthedRequest) -> HttpResponse:
     form = IncidentCreateForm(request.POST or None, playbooks=playbook_list())
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -1,18 +1,19 @@
 """Evidence upload, custody page and verified download."""
 
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from incidents import services
 from incidents.errors import EvidenceIntegrityError, EvidenceRejectedError, ValidationError
-from incidents.views.common import back_to, client_address, service_errors
+from incidents.views.common import AuthedRequest, back_to, client_address, service_errors
 
 
 @require_POST
 @service_errors
-def evidence_upload(request: HttpRequest, incident_id: int) -> HttpResponse:
+def evidence_upload(request: AuthedRequest, incident_id: int) -> HttpResponse:
     upload = request.FILES.get("file")
     if upload is None:
         raise ValidationError("Choose a file to upload.")
@@ -28,7 +29,7 @@ def evidence_upload(request: HttpRequest, incident_id: int) -> HttpResponse:
 
 @require_GET
 @service_errors
-def evidence_detail(request: HttpRequest, evidence_id: int) -> HttpResponse:
+def evidence_detail(request: AuthedRequest, evidence_id: int) -> HttpResponse:
     evidence = services.evidence_get_for_user(user=request.user, evidence_id=evidence_id)
     services.evidence_record_view(evidence=evidence, actor=request.user, source_address=client_address(request))
     custody = evidence.custody.select_related("actor")
@@ -41,7 +42,7 @@ def evidence_detail(request: HttpRequest, evidence_id: int) -> HttpResponse:
 
 @require_GET
 @service_errors
-def evidence_download(request: HttpRequest, evidence_id: int) -> HttpResponse:
+def evidence_download(request: AuthedRequest, evidence_id: int) -> HttpResponseBase:
     try:
         evidence, stream = services.evidence_open_verified(
             evidence_id=evidence_id, actor=request.user, source_address=client_address(request)

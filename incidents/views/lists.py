@@ -2,19 +2,19 @@
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from incidents import keyset, permissions
 from incidents.models import Phase, Priority, Severity
 from incidents.selectors import INCIDENT_SORTS, IncidentFilters, cluster_names_for_user, incident_list_for_user
-from incidents.views.common import int_or_none
+from incidents.views.common import AuthedRequest, int_or_none
 
 SORT_LABELS = {"sla": "SLA urgency", "-updated": "Last activity", "-created": "Newest", "-severity": "Severity"}
 
 
-def filters_from(request: HttpRequest) -> IncidentFilters:
+def filters_from(request: AuthedRequest) -> IncidentFilters:
     params = request.GET
     sort = params.get("sort", "sla")
     return IncidentFilters(
@@ -28,13 +28,13 @@ def filters_from(request: HttpRequest) -> IncidentFilters:
     )
 
 
-def page_size_from(request: HttpRequest) -> int:
+def page_size_from(request: AuthedRequest) -> int:
     size = int_or_none(request.GET.get("size")) or settings.WATCHPOST_LIST_PAGE_SIZE
     return max(1, min(size, 100))
 
 
 @require_GET
-def incident_list(request: HttpRequest) -> HttpResponse:
+def incident_list(request: AuthedRequest) -> HttpResponse:
     filters = filters_from(request)
     try:
         page = incident_list_for_user(
@@ -57,7 +57,7 @@ def incident_list(request: HttpRequest) -> HttpResponse:
     return render(request, "incidents/incident_list.html", context)
 
 
-def _query_without_cursor(request: HttpRequest) -> str:
+def _query_without_cursor(request: AuthedRequest) -> str:
     query = request.GET.copy()
     query.pop("cursor", None)
     return query.urlencode()

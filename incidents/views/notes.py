@@ -1,6 +1,6 @@
 """War-room notes: add, edit with conflict detection, history."""
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -9,17 +9,17 @@ from incidents import services
 from incidents.errors import NoteConflictError
 from incidents.models import Note
 from incidents.selectors import incident_get_for_user
-from incidents.views.common import back_to, int_or_none, service_errors
+from incidents.views.common import AuthedRequest, back_to, int_or_none, service_errors
 
 
-def _note_for_user(request: HttpRequest, incident_id: int, note_id: int) -> Note:
+def _note_for_user(request: AuthedRequest, incident_id: int, note_id: int) -> Note:
     incident = incident_get_for_user(user=request.user, incident_id=incident_id)
     return incident.notes.select_related("author", "updated_by").get(pk=note_id)
 
 
 @require_POST
 @service_errors
-def note_add(request: HttpRequest, incident_id: int) -> HttpResponse:
+def note_add(request: AuthedRequest, incident_id: int) -> HttpResponse:
     note = services.note_add(incident_id=incident_id, actor=request.user, body=request.POST.get("body", ""))
     if request.htmx:
         context = {"incident": note.incident, "notes": note.incident.notes.select_related("author")}
@@ -29,7 +29,7 @@ def note_add(request: HttpRequest, incident_id: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @service_errors
-def note_edit(request: HttpRequest, incident_id: int, note_id: int) -> HttpResponse:
+def note_edit(request: AuthedRequest, incident_id: int, note_id: int) -> HttpResponse:
     note = _note_for_user(request, incident_id, note_id)
     context: dict[str, object] = {
         "note": note,
@@ -52,7 +52,7 @@ def note_edit(request: HttpRequest, incident_id: int, note_id: int) -> HttpRespo
 
 @require_GET
 @service_errors
-def note_history(request: HttpRequest, incident_id: int, note_id: int) -> HttpResponse:
+def note_history(request: AuthedRequest, incident_id: int, note_id: int) -> HttpResponse:
     note = _note_for_user(request, incident_id, note_id)
     revisions = note.revisions.select_related("editor").order_by("-version")
     return render(

@@ -6,7 +6,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -19,10 +20,10 @@ from incidents.selectors import (
     timeline_export_rows,
     timeline_page,
 )
-from incidents.views.common import int_or_none, service_errors
+from incidents.views.common import AuthedRequest, int_or_none, service_errors
 
 
-def filters_from(request: HttpRequest) -> TimelineFilters:
+def filters_from(request: AuthedRequest) -> TimelineFilters:
     kinds = tuple(k for k in request.GET.getlist("kind") if k in TimelineEvent.Kind.values)
     order = request.GET.get("order", "asc")
     return TimelineFilters(
@@ -32,7 +33,7 @@ def filters_from(request: HttpRequest) -> TimelineFilters:
 
 @require_GET
 @service_errors
-def timeline(request: HttpRequest, incident_id: int) -> HttpResponse:
+def timeline(request: AuthedRequest, incident_id: int) -> HttpResponse:
     incident = incident_get_for_user(user=request.user, incident_id=incident_id)
     filters = filters_from(request)
     size = max(1, min(int_or_none(request.GET.get("size")) or 100, 500))
@@ -88,7 +89,7 @@ def _json_chunks(incident: Incident, rows: Iterable[dict[str, Any]]) -> Iterator
 
 @require_GET
 @service_errors
-def timeline_export(request: HttpRequest, incident_id: int, fmt: str) -> HttpResponse:
+def timeline_export(request: AuthedRequest, incident_id: int, fmt: str) -> HttpResponseBase:
     incident = incident_get_for_user(user=request.user, incident_id=incident_id)
     rows = timeline_export_rows(incident=incident, filters=filters_from(request))
     if fmt == "csv":

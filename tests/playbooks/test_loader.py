@@ -128,7 +128,11 @@ def test_seed_review_step_names_the_war_room_step(library: list[Any]) -> None:
     body = _step(SEED_SLUG, "p5-review-with-stakeholders").body
     assert "Step 8" not in body
     assert "step 1.4" in body
-    assert "page in the relevant stakeholders" in _step(SEED_SLUG, "p1-war-room").body
+    war_room = _step(SEED_SLUG, "p1-war-room")
+    assert (war_room.number, war_room.title) == (
+        "1.4",
+        "Open an incident war room and page in the relevant stakeholders",
+    )
 
 
 def test_seed_description_is_about_anonymous_access(library: list[Any]) -> None:
@@ -276,15 +280,25 @@ def _decision(data: dict[str, Any]) -> dict[str, Any]:
 
 REJECTIONS: list[Any] = [
     pytest.param(lambda d: d.update(colour="red"), ["unknown key 'colour'"], id="unknown-top-level-key"),
-    pytest.param(lambda d: _steps(d)[0].update(colour="red"), ["step 's1-task'", "unknown key 'colour'"], id="unknown-step-key"),
+    pytest.param(
+        lambda d: _steps(d)[0].update(colour="red"), ["step 's1-task'", "unknown key 'colour'"], id="unknown-step-key"
+    ),
     pytest.param(
         lambda d: _decision(d)["options"][0].update(colour="red"),
         ["step 's1-decide'", "options.0", "unknown key 'colour'"],
         id="unknown-option-key",
     ),
-    pytest.param(lambda d: d["upstream"].update(branch="main"), ["upstream", "unknown key 'branch'"], id="unknown-upstream-key"),
-    pytest.param(lambda d: d["parts"][1].update(colour="red"), ["parts.1", "unknown key 'colour'"], id="unknown-part-key"),
-    pytest.param(lambda d: d["parts"][1]["steps"][0].update(id="s1-task"), ["step 's1-task': duplicate step id"], id="duplicate-step-id"),
+    pytest.param(
+        lambda d: d["upstream"].update(branch="main"), ["upstream", "unknown key 'branch'"], id="unknown-upstream-key"
+    ),
+    pytest.param(
+        lambda d: d["parts"][1].update(colour="red"), ["parts.1", "unknown key 'colour'"], id="unknown-part-key"
+    ),
+    pytest.param(
+        lambda d: d["parts"][1]["steps"][0].update(id="s1-task"),
+        ["step 's1-task': duplicate step id"],
+        id="duplicate-step-id",
+    ),
     pytest.param(lambda d: d["parts"][2].update(number=2), ["duplicate part number 2"], id="duplicate-part-number"),
     pytest.param(
         lambda d: _decision(d)["options"][0].update(goto="part-9"),
@@ -345,9 +359,17 @@ REJECTIONS: list[Any] = [
     pytest.param(lambda d: d.update(version=0), ["version", "greater than 0"], id="version-zero"),
     pytest.param(lambda d: d.update(version=-3), ["version", "greater than 0"], id="version-negative"),
     pytest.param(lambda d: d.update(version="2"), ["version", "valid integer"], id="version-as-string"),
-    pytest.param(lambda d: _steps(d)[0].update(number=1.1), ["step 's1-task'", "number", "valid string"], id="unquoted-step-number"),
-    pytest.param(lambda d: _steps(d)[0].pop("title"), ["step 's1-task'", "title", "Field required"], id="step-without-title"),
-    pytest.param(lambda d: d["parts"][1]["steps"][0].update(id="part-7"), ["'part-7'", "part reference"], id="step-id-like-part"),
+    pytest.param(
+        lambda d: _steps(d)[0].update(number=1.1),
+        ["step 's1-task'", "number", "valid string"],
+        id="unquoted-step-number",
+    ),
+    pytest.param(
+        lambda d: _steps(d)[0].pop("title"), ["step 's1-task'", "title", "Field required"], id="step-without-title"
+    ),
+    pytest.param(
+        lambda d: d["parts"][1]["steps"][0].update(id="part-7"), ["'part-7'", "part reference"], id="step-id-like-part"
+    ),
     pytest.param(
         lambda d: d.update(fallback=False, finding_types=[]),
         ["finding_types may be empty only for the fallback playbook"],
@@ -387,7 +409,9 @@ def test_two_fallback_playbooks_are_rejected_naming_both_files(tmp_path: Path) -
     _write(directory, "a.yaml", _fixture_data())
     _write(directory, "b.yaml", _fixture_data() | {"slug": "other", "finding_types": ["Test:EC2/Other"]})
 
-    with pytest.raises(PlaybookValidationError, match=r"exactly one playbook with fallback: true, found 2: a\.yaml, b\.yaml"):
+    with pytest.raises(
+        PlaybookValidationError, match=r"exactly one playbook with fallback: true, found 2: a\.yaml, b\.yaml"
+    ):
         playbook_sync(directory=directory)
     assert Playbook.objects.count() == 0
 
@@ -458,6 +482,8 @@ def test_command_fails_with_the_validation_error(tmp_path: Path) -> None:
     _decision(data)["options"][0]["goto"] = "part-9"
     _write(tmp_path / "lib", "bad.yaml", data)
 
-    with pytest.raises(CommandError, match="bad.yaml: step 's1-decide': option 'yes-option': goto 'part-9' does not exist"):
+    with pytest.raises(
+        CommandError, match="bad.yaml: step 's1-decide': option 'yes-option': goto 'part-9' does not exist"
+    ):
         call_command("sync_playbooks", "--dir", str(tmp_path / "lib"), stdout=StringIO())
     assert Playbook.objects.count() == 0

@@ -36,7 +36,7 @@ CONTAINMENT_FINDING = "7c2e9a41d0b35f68e1a4c9d27b60f3a5"  # Discovery:…/Succes
 # Comments for Part 1 steps, picked by the first matching word in the step title; other steps get none.
 TICK_COMMENTS = (
     ("ticket", "SEC-2041 raised in the SOC queue."),
-    ("impact", "No customer-facing errors; payments API latency normal."),
+    ("end-user impact", "No customer-facing errors; payments API latency normal."),
     ("war room", "War room #inc-payments-prod-anon open; platform on-call paged."),
     ("verify", "Finding confirmed in the GuardDuty console (eu-west-1)."),
     ("cluster", "payments-prod, account 210987654321, eu-west-1."),

@@ -34,4 +34,5 @@ RUN WATCHPOST_SECRET_KEY=build-only-not-a-secret \
 
 USER watchpost
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# No control socket: it would go to $HOME/.gunicorn, which is read-only for this user.
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-", "--no-control-socket"]

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+import environ
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 PYTHON = sys.executable  # the venv's python: `make run` calls this script with it
@@ -26,6 +28,10 @@ SETUP_COMMANDS = (
     ["sync_playbooks"],
     ["seed_demo"],
 )
+# Child processes, run as `python -m ...`. No gunicorn control socket: it is not used, and two
+# servers on one machine would share its default path in the home folder.
+WEB = ["gunicorn", "config.wsgi", "--workers", "2", "--access-logfile", "-", "--no-control-socket"]
+WORKER = ["celery", "-A", "config", "worker", "--pool=solo", "-l", "INFO"]
 STARTUP_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
 
@@ -92,8 +98,10 @@ def wait_until_up(children: dict[str, subprocess.Popen[str]], port: int, worker_
 
 def check_alive(children: dict[str, subprocess.Popen[str]]) -> None:
     for name, child in children.items():
-        if child.poll() is not None:
-            raise RuntimeError(f"the {name} process exited with status {child.returncode}")
+        code = child.poll()
+        if code is not None:
+            how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+            raise RuntimeError(f"the {name} process {how}")
 
 
 def stop(children: dict[str, subprocess.Popen[str]]) -> None:
@@ -142,6 +150,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     port = parser.parse_args().port
     os.chdir(ROOT)
+    # The same `.env` settings.py reads, so the children and the printed demo password agree with it.
+    environ.Env.read_env(ROOT / ".env", overwrite=False)
     if not port_free(port):
         sys.exit(f"run: port {port} on 127.0.0.1 is already in use; try `make run PORT=8001`.")
     signal.signal(signal.SIGTERM, _on_signal)
@@ -150,12 +160,8 @@ def main() -> int:
     try:
         prepare()
         worker_ready = threading.Event()
-        children["web"] = start(
-            "web", ["gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--access-logfile", "-"]
-        )
-        children["worker"] = start(
-            "worker", ["celery", "-A", "config", "worker", "--pool=solo", "-l", "INFO"], worker_ready, " ready."
-        )
+        children["web"] = start("web", [*WEB, "--bind", f"127.0.0.1:{port}"])
+        children["worker"] = start("worker", WORKER, worker_ready, " ready.")
         wait_until_up(children, port, worker_ready)
         print(banner(port, os.environ.get("WATCHPOST_DEMO_PASSWORD") or "watchpost-demo"), flush=True)
         while True:

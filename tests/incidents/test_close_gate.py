@@ -117,7 +117,9 @@ def test_manager_override_with_reason_closes_and_records_reason_overrider_and_ev
     )
 
 
-def test_override_close_writes_exactly_one_timeline_event_carrying_the_override(ready_to_close, manager, events) -> None:
+def test_override_close_writes_exactly_one_timeline_event_carrying_the_override(
+    ready_to_close, manager, events
+) -> None:
     """One change, one timeline row: the close and its override are the same change."""
     before = len(events(ready_to_close))
 
@@ -170,9 +172,7 @@ def test_close_without_resolution_is_refused(incident, manager, events, override
 
     # when
     with pytest.raises(ValidationError):
-        incident_change_phase(
-            incident_id=incident.pk, actor=manager, to=Phase.CLOSED, override_reason=override_reason
-        )
+        incident_change_phase(incident_id=incident.pk, actor=manager, to=Phase.CLOSED, override_reason=override_reason)
 
     # then
     assert _phase(incident) == Phase.POST_INCIDENT

@@ -41,7 +41,9 @@ def _add(incident: Incident, actor, data: bytes, name: str = "pod.log") -> Evide
 
 def _custody(evidence: Evidence) -> list[tuple[str, str | None, str]]:
     return list(
-        CustodyEvent.objects.filter(evidence=evidence).order_by("at", "id").values_list("action", "source_address", "sha256")
+        CustodyEvent.objects.filter(evidence=evidence)
+        .order_by("at", "id")
+        .values_list("action", "source_address", "sha256")
     )
 
 

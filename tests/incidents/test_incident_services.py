@@ -56,7 +56,9 @@ def test_later_playbook_version_does_not_change_an_open_incidents_checklist(inci
     v2 = build_playbook(slug=playbook.slug, version=2)
     v2.steps.filter(step_id="p3-improve").update(step_id="p3-lessons")
     PlaybookStepFactory(playbook=v2, step_id="p4-report", part=4, position=99)
-    before = list(ChecklistItem.objects.filter(incident=incident).values_list("step_id", flat=True).order_by("position"))
+    before = list(
+        ChecklistItem.objects.filter(incident=incident).values_list("step_id", flat=True).order_by("position")
+    )
 
     # when: a new case is opened on the new version
     newer = incident_open(title="Another exec", playbook=v2, actor=responder)
@@ -154,7 +156,11 @@ def test_resolution_can_be_set(incident, responder, events) -> None:
     incident_update(incident_id=incident.pk, actor=responder, resolution=Resolution.FALSE_POSITIVE)
 
     assert Incident.objects.get(pk=incident.pk).resolution == Resolution.FALSE_POSITIVE
-    assert events(incident, Kind.FIELD)[-1].data == {"field": "resolution", "from": "Unresolved", "to": "False positive"}
+    assert events(incident, Kind.FIELD)[-1].data == {
+        "field": "resolution",
+        "from": "Unresolved",
+        "to": "False positive",
+    }
 
 
 def test_priority_change_moves_sla_due_at(playbook, responder) -> None:
@@ -328,7 +334,7 @@ def test_concurrent_idempotent_opens_create_one_incident() -> None:
                 source="guardduty", external_ref="gd-race", title="Race", playbook=playbook, actor=None
             )
             results.append((incident.pk, created))
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             errors.append(exc)
         finally:
             connection.close()
@@ -370,4 +376,3 @@ def test_analyst_event_without_timezone_is_refused(incident, responder, events) 
         analyst_event_add(incident_id=incident.pk, actor=responder, occurred_at=datetime(2025, 1, 2), summary="x")
 
     assert events(incident, Kind.ANALYST) == []
-

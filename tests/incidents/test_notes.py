@@ -53,7 +53,9 @@ def test_edit_from_current_version_adds_a_version_and_keeps_history(
     assert (stored.body, stored.version, stored.updated_by) == ("third", 3, responder)
     assert stored.author == responder
     assert _history(stored) == [(1, "first"), (2, "second"), (3, "third")]
-    assert list(NoteRevision.objects.filter(note=note).order_by("version").values_list("editor__username", flat=True)) == [
+    assert list(
+        NoteRevision.objects.filter(note=note).order_by("version").values_list("editor__username", flat=True)
+    ) == [
         "responder",
         "responder2",
         "responder",
@@ -82,7 +84,9 @@ def test_second_editor_from_the_same_base_gets_a_conflict_with_both_bodies(
 
     # when: the second editor saves on the same base
     with pytest.raises(NoteConflictError) as caught:
-        note_edit(note_id=note.pk, actor=other_responder, body="Timeline so far: exec at 10:02 from VPN", base_version=1)
+        note_edit(
+            note_id=note.pk, actor=other_responder, body="Timeline so far: exec at 10:02 from VPN", base_version=1
+        )
 
     # then: both versions are handed back, and nothing is overwritten
     conflict = caught.value

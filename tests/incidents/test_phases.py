@@ -133,7 +133,9 @@ def test_acknowledging_ends_the_wait_for_acknowledgement(incident, responder) ->
     assert stored.acknowledged_at is not None
 
 
-def test_full_walk_through_the_services_stamps_every_phase_in_order(incident, responder, checklist_item, events) -> None:
+def test_full_walk_through_the_services_stamps_every_phase_in_order(
+    incident, responder, checklist_item, events
+) -> None:
     # given: a worked case with a resolution and no open mandatory step
     ChecklistItem.objects.filter(incident=incident).update(status=ChecklistItem.Status.DONE)
     Incident.objects.filter(pk=incident.pk).update(resolution=Resolution.TRUE_POSITIVE)

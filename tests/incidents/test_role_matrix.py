@@ -216,9 +216,7 @@ def test_read_operations_by_role(request, case, role) -> None:
 
 def test_responder_override_attempt_leaves_the_gate_closed(case, responder) -> None:
     with pytest.raises(PermissionDeniedError):
-        incident_change_phase(
-            incident_id=case.closing.pk, actor=responder, to=Phase.CLOSED, override_reason="Trust me"
-        )
+        incident_change_phase(incident_id=case.closing.pk, actor=responder, to=Phase.CLOSED, override_reason="Trust me")
 
     closing = Incident.objects.get(pk=case.closing.pk)
     assert (closing.phase, closing.close_override_reason, closing.close_override_by) == (Phase.POST_INCIDENT, "", None)

@@ -62,7 +62,9 @@ def cases(playbook, manager, responder, other_responder, viewer) -> dict[str, In
     for name in ["commanded", "assigned", "sealed"]:
         incident_set_restricted(incident_id=result[name].pk, actor=manager, restricted=True)
     incident_assign(incident_id=result["commanded"].pk, actor=manager, commander_id=responder.pk, assignee_ids=[])
-    incident_assign(incident_id=result["assigned"].pk, actor=manager, commander_id=None, assignee_ids=[other_responder.pk])
+    incident_assign(
+        incident_id=result["assigned"].pk, actor=manager, commander_id=None, assignee_ids=[other_responder.pk]
+    )
     return result
 
 
@@ -248,7 +250,9 @@ def long_timeline(incident, responder) -> Incident:
 def test_timeline_pages_cover_every_event_exactly_once_in_order(long_timeline, order, size) -> None:
     # given
     filters = TimelineFilters(order=order)
-    expected = _python_sorted(list(TimelineEvent.objects.filter(incident=long_timeline).values()), TIMELINE_ORDER[order])
+    expected = _python_sorted(
+        list(TimelineEvent.objects.filter(incident=long_timeline).values()), TIMELINE_ORDER[order]
+    )
 
     # when
     pages = _all_pages(
@@ -342,9 +346,7 @@ LIST_QUERIES = 2  # the user's groups, then one page query
 @pytest.mark.parametrize("sort", INCIDENT_SORTS.keys())
 def test_list_costs_the_same_queries_at_any_page_size(lots, responder, django_assert_num_queries, size, sort) -> None:
     # given: a fresh user object (nothing cached) and a cursor into the middle of the list
-    cursor = incident_list_for_user(
-        user=responder, filters=IncidentFilters(sort=sort), cursor=None, size=5
-    ).next_cursor
+    cursor = incident_list_for_user(user=responder, filters=IncidentFilters(sort=sort), cursor=None, size=5).next_cursor
     user = User.objects.get(pk=responder.pk)
 
     # when / then

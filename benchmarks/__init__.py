@@ -1,0 +1,1 @@
+"""Speed and memory workloads (`make bench`); never part of the test run."""

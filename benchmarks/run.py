@@ -1,0 +1,463 @@
+"""`make bench [ARGS=--quick]`: list and timeline latency against plain `.values()` references (P4–P7).
+
+Steps: create and migrate the `watchpost_bench` database, seed 100k incidents and a 10k-event incident,
+count the queries of each page in-process (P6), then start gunicorn (4 sync workers) and load each page
+and its reference from 16 threads, interleaved (ref, subject, ref, subject), keeping each side's best p95.
+
+A measurement, not a test: the exit status is 0 even when a goal fails; failures are printed as FAIL.
+Results go to benchmarks/results/latest.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+
+import django  # noqa: E402
+import requests  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+BENCH_USER = "bench-manager"
+BENCH_PASSWORD = "bench-manager-password-not-secret"  # noqa: S105 - a local bench login only
+WORKERS = 4
+CONCURRENCY = 16
+WARMUP_SECONDS = 1.0
+
+
+# --- Database ----------------------------------------------------------------------------------------
+
+
+def database_ensure() -> None:
+    """Create the bench database (on the server DATABASE_URL points at) when it is missing."""
+    import psycopg2
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if "postgresql" not in db["ENGINE"]:
+        sys.exit("The bench needs PostgreSQL: run it with `make bench` (DATABASE_URL=postgres://…).")
+    params = {"dbname": "postgres", "user": db.get("USER") or None, "password": db.get("PASSWORD") or None}
+    params |= {"host": db.get("HOST") or None, "port": db.get("PORT") or None}
+    conn = psycopg2.connect(**{k: v for k, v in params.items() if v is not None})
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]])
+            if cursor.fetchone() is None:
+                print(f"  creating database {db['NAME']}")
+                cursor.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    finally:
+        conn.close()
+
+
+def bench_user_ensure() -> Any:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from incidents import permissions
+
+    user, created = get_user_model().objects.get_or_create(username=BENCH_USER)
+    if created or not user.check_password(BENCH_PASSWORD):
+        user.set_password(BENCH_PASSWORD)
+        user.save(update_fields=["password"])
+    user.groups.add(Group.objects.get(name=permissions.MANAGER))
+    return user
+
+
+# --- In-process checks: query counts (P6), same rows, the deep cursor -------------------------------------
+
+
+def deep_cursor(position: int) -> tuple[str, int]:
+    """The cursor of the row at `position` in the default list (open cases, SLA sort)."""
+    from incidents.keyset import encode_cursor, order_by_args
+    from incidents.models import Incident, Phase
+    from incidents.selectors import DEFAULT_SORT, INCIDENT_SORTS
+
+    ordering = INCIDENT_SORTS[DEFAULT_SORT]
+    queryset = Incident.objects.exclude(phase=Phase.CLOSED).order_by(*order_by_args(ordering))
+    available = queryset.count()
+    position = min(position, available - 2 * 50)
+    row = queryset.only(*(name for name, _ in ordering))[position - 1]
+    return encode_cursor(row, ordering), position
+
+
+@dataclass
+class QueryCount:
+    name: str
+    url: str
+    status: int
+    queries: int
+    sql: list[str] = field(repr=False)
+
+
+def count_queries(client: Any, name: str, url: str) -> QueryCount:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.get(url)  # warm: first-request work (content types, template loading) is not per page
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    return QueryCount(name, url, response.status_code, len(ctx.captured_queries), [q["sql"] for q in ctx])
+
+
+def in_process_checks(user: Any, big_id: int, small_id: int, cursor: str) -> dict[str, Any]:
+    from django.test import Client
+
+    from incidents.models import Incident
+    from incidents.selectors import TimelineFilters, incident_get_for_user, timeline_page
+
+    client = Client()
+    client.force_login(user)
+    counts = [
+        count_queries(client, "list ?size=10", "/incidents/?size=10"),
+        count_queries(client, "list ?size=100", "/incidents/?size=100"),
+        count_queries(client, "list, cursor ~1,000 pages deep", f"/incidents/?cursor={cursor}"),
+        count_queries(client, "detail, 10k-event incident", f"/incidents/{big_id}/"),
+        count_queries(client, "detail, a seeded incident", f"/incidents/{small_id}/"),
+        count_queries(client, "timeline ?size=10", f"/incidents/{big_id}/timeline/?size=10"),
+        count_queries(client, "timeline ?size=100", f"/incidents/{big_id}/timeline/?size=100"),
+    ]
+    by_name = {c.name: c for c in counts}
+    comparisons = [
+        ("P6 list: queries at size 10 = size 100", by_name["list ?size=10"], by_name["list ?size=100"]),
+        ("P6 timeline: queries at size 10 = size 100", by_name["timeline ?size=10"], by_name["timeline ?size=100"]),
+        ("P6 detail: queries, 10k-event case = seeded case", by_name["detail, 10k-event incident"],
+         by_name["detail, a seeded incident"]),
+        ("P6 list: queries, deep page = size 100", by_name["list, cursor ~1,000 pages deep"],
+         by_name["list ?size=100"]),
+    ]  # fmt: skip
+    list_sql = by_name["list ?size=100"].sql + by_name["list ?size=10"].sql
+    no_count = not any(re.search(r"\bCOUNT\s*\(", sql, re.IGNORECASE) for sql in list_sql)
+
+    # Same rows: the ids the list page links to, in order, against the reference endpoint's ids.
+    html = client.get("/incidents/?phase=open").content.decode()
+    page_ids = list(dict.fromkeys(int(i) for i in re.findall(r'href="/incidents/(\d+)/"', html)))
+    ref_ids = [r["id"] for r in json.loads(client.get("/bench-ref/incidents/?phase=open").content)["results"]]
+    html = client.get("/incidents/?severity=3").content.decode()
+    sev_ids = list(dict.fromkeys(int(i) for i in re.findall(r'href="/incidents/(\d+)/"', html)))
+    sev_ref = [r["id"] for r in json.loads(client.get("/bench-ref/incidents/?severity=3").content)["results"]]
+    incident = incident_get_for_user(user=user, incident_id=big_id)
+    events = timeline_page(incident=incident, filters=TimelineFilters(), cursor=None, size=100).items
+    ref_events = json.loads(client.get(f"/bench-ref/incidents/{big_id}/timeline/").content)["results"]
+    same_rows = {
+        "list": page_ids == ref_ids and len(ref_ids) > 0,
+        "list ?severity=3": sev_ids == sev_ref and len(sev_ref) > 0,
+        "timeline": [e.pk for e in events] == [r["id"] for r in ref_events] and len(events) == 100,
+    }
+    return {
+        "counts": counts,
+        "comparisons": [(label, a.queries == b.queries, a.queries, b.queries) for label, a, b in comparisons],
+        "no_count_on_list": no_count,
+        "same_rows": same_rows,
+        "incidents": Incident.objects.count(),
+    }
+
+
+# --- Server and load generator ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def gunicorn_start(port: int, workers: int, log_path: Path) -> subprocess.Popen:
+    env = os.environ | {"DJANGO_SETTINGS_MODULE": "benchmarks.settings"}
+    command = [sys.executable, "-m", "gunicorn", "benchmarks.wsgi:application", "--workers", str(workers)]
+    command += ["--worker-class", "sync", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+    command += ["--error-logfile", str(log_path)]
+    # Own process group, so the finally block can stop the arbiter and every worker together.
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)  # noqa: S603
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}; see {log_path}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer within 30 s; see {log_path}")
+
+
+def gunicorn_stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    pgid = os.getpgid(process.pid)
+    os.killpg(pgid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(pgid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def login(base: str) -> dict[str, str]:
+    session = requests.Session()
+    session.get(f"{base}/login/", timeout=10).raise_for_status()
+    token = session.cookies["csrftoken"]
+    response = session.post(
+        f"{base}/login/",
+        data={"username": BENCH_USER, "password": BENCH_PASSWORD, "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{base}/login/"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    if response.status_code != 302:
+        raise RuntimeError(f"login failed: HTTP {response.status_code}")
+    return session.cookies.get_dict()
+
+
+@dataclass
+class Run:
+    url: str
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    rps: float
+
+
+def load(url: str, cookies: dict[str, str], seconds: float, concurrency: int) -> Run:
+    """`concurrency` threads, each with its own keep-alive session, for warm-up plus `seconds`."""
+    start = time.monotonic() + 0.05
+    measure_from = start + WARMUP_SECONDS
+    stop = measure_from + seconds
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors = [0] * concurrency
+
+    def worker(i: int) -> None:
+        session = requests.Session()
+        session.cookies.update(cookies)
+        while time.monotonic() < start:
+            time.sleep(0.001)
+        while True:
+            began = time.monotonic()
+            if began >= stop:
+                break
+            try:
+                response = session.get(url, allow_redirects=False, timeout=30)
+                ok = response.status_code == 200 and len(response.content) > 0
+            except requests.RequestException:
+                ok = False
+            ended = time.monotonic()
+            if began >= measure_from:
+                latencies[i].append(ended - began)
+                errors[i] += 0 if ok else 1
+        session.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    samples = sorted(x for per in latencies for x in per)
+    if len(samples) < 2:
+        raise RuntimeError(f"{url}: fewer than 2 requests completed")
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return Run(
+        url=url,
+        requests=len(samples),
+        errors=sum(errors),
+        seconds=seconds,
+        p50_ms=round(cuts[49] * 1000, 1),
+        p95_ms=round(cuts[94] * 1000, 1),
+        rps=round(len(samples) / seconds, 1),
+    )
+
+
+@dataclass
+class Pair:
+    goal_id: str
+    name: str
+    subject: str
+    reference: str
+    max_ratio: float
+    max_p95_ms: float | None
+    subject_runs: list[Run] = field(default_factory=list)
+    reference_runs: list[Run] = field(default_factory=list)
+
+    def best(self, runs: list[Run]) -> Run:
+        return min(runs, key=lambda r: r.p95_ms)
+
+    @property
+    def ratio(self) -> float:
+        return self.best(self.subject_runs).p95_ms / self.best(self.reference_runs).p95_ms
+
+    @property
+    def errors(self) -> int:
+        return sum(r.errors for r in self.subject_runs + self.reference_runs)
+
+    @property
+    def passed(self) -> bool:
+        ok = self.ratio <= self.max_ratio and self.errors == 0
+        if self.max_p95_ms is not None:
+            ok = ok and self.best(self.subject_runs).p95_ms <= self.max_p95_ms
+        return ok
+
+    @property
+    def goal(self) -> str:
+        text = f"≤{self.max_ratio:g}×"
+        return text + (f", ≤{self.max_p95_ms:g} ms" if self.max_p95_ms is not None else "")
+
+
+def measure(pair: Pair, base: str, cookies: dict[str, str], seconds: float, concurrency: int, rounds: int) -> None:
+    for _ in range(rounds):
+        for kind in ("reference", "subject"):
+            url = base + getattr(pair, kind)
+            run = load(url, cookies, seconds, concurrency)
+            getattr(pair, f"{kind}_runs").append(run)
+            flag = f"  {run.errors} ERRORS" if run.errors else ""
+            print(f"    {kind:9} {getattr(pair, kind)[:60]:60} p50 {run.p50_ms:7.1f}  p95 {run.p95_ms:7.1f}  "
+                  f"{run.rps:7.1f} rps{flag}", flush=True)  # fmt: skip
+
+
+# --- Report ------------------------------------------------------------------------------------------------
+
+
+def report(pairs: list[Pair], floor: Run | None, checks: dict[str, Any]) -> list[str]:
+    lines = ["", "Latency (ms), c=%d, best p95 of each side; ratio = subject p95 / reference p95" % CONCURRENCY]
+    header = f"{'Goal':4} {'Endpoint':44} {'p50':>7} {'p95':>7} {'rps':>7} {'ref p95':>8} {'ratio':>6}  {'goal':17} result"
+    lines += [header, "-" * len(header)]
+    for pair in pairs:
+        best = pair.best(pair.subject_runs)
+        ref = pair.best(pair.reference_runs)
+        result = "PASS" if pair.passed else "FAIL <<<"
+        if pair.errors:
+            result += f" ({pair.errors} errors)"
+        lines.append(
+            f"{pair.goal_id:4} {pair.name:44} {best.p50_ms:7.1f} {best.p95_ms:7.1f} {best.rps:7.1f} "
+            f"{ref.p95_ms:8.1f} {pair.ratio:6.2f}  {pair.goal:17} {result}"
+        )
+    if floor:
+        lines.append(
+            f"{'':4} {'(floor) /healthz, plain JsonResponse':44} {floor.p50_ms:7.1f} {floor.p95_ms:7.1f} "
+            f"{floor.rps:7.1f} {'':8} {'':6}  {'info':17}"
+        )
+    lines += ["", "Queries per request (Django test client, CaptureQueriesContext)"]
+    for count in checks["counts"]:
+        lines.append(f"     {count.name:44} {count.queries:3d} queries  (HTTP {count.status})")
+    lines.append("")
+    for label, equal, a, b in checks["comparisons"]:
+        goal_id, _, text = label.partition(" ")
+        lines.append(f"{goal_id:4} {text:56} {a:3d} vs {b:3d}  {'PASS' if equal else 'FAIL <<<'}")
+    lines.append(f"{'P4':4} {'no COUNT(*) in the list page queries':56} {'':10} "
+                 f"{'PASS' if checks['no_count_on_list'] else 'FAIL <<<'}")  # fmt: skip
+    for name, same in checks["same_rows"].items():
+        lines.append(f"{'':4} {'reference returns the same rows: ' + name:56} {'':10} {'yes' if same else 'NO <<<'}")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 s per run instead of 10 s")
+    parser.add_argument("--seconds", type=float, default=None, help="measured seconds per run (default 10)")
+    parser.add_argument("--rounds", type=int, default=2, help="ref/subject rounds per pair (default 2)")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    parser.add_argument("--workers", type=int, default=WORKERS)
+    args = parser.parse_args()
+    seconds = args.seconds or (3.0 if args.quick else 10.0)
+
+    django.setup()
+    from django.core.management import call_command
+
+    from benchmarks.seed import seed
+    from incidents.models import Incident
+
+    print("Bench database")
+    database_ensure()
+    call_command("migrate", verbosity=0)
+    data = seed()
+    user = bench_user_ensure()
+    big_id = data["big_incident_id"]
+    small_id = Incident.objects.exclude(pk=big_id).order_by("pk").values_list("pk", flat=True).first()
+    cursor, depth = deep_cursor(50_000)
+    print(f"  big incident {big_id}, deep cursor at row {depth} (page {depth // 50 + 1} of 50)")
+
+    print("Query counts (in-process)")
+    checks = in_process_checks(user, big_id, small_id, cursor)
+
+    pairs = [
+        Pair("P4", "/incidents/ (HTML, default sort, open)", "/incidents/?phase=open",
+             "/bench-ref/incidents/?phase=open", 2.5, 150),
+        Pair("P4", "/incidents/?severity=3 (one filter)", "/incidents/?severity=3",
+             "/bench-ref/incidents/?severity=3", 2.5, 150),
+        Pair("P5", "/incidents/?cursor=… ~1,000 pages deep", f"/incidents/?cursor={cursor}",
+             "/incidents/", 1.2, None),
+        Pair("P7", f"/incidents/{big_id}/timeline/ (100 of 10k)", f"/incidents/{big_id}/timeline/",
+             f"/bench-ref/incidents/{big_id}/timeline/", 2.5, 120),
+    ]  # fmt: skip
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    print(f"Load: gunicorn {args.workers} sync workers on {base}, c={args.concurrency}, "
+          f"{WARMUP_SECONDS:g} s warm-up + {seconds:g} s per run, {args.rounds} rounds per pair")  # fmt: skip
+    server = gunicorn_start(port, args.workers, RESULTS / "gunicorn.log")
+    floor = None
+    try:
+        cookies = login(base)
+        for pair in pairs:
+            print(f"  {pair.goal_id} {pair.name}")
+            measure(pair, base, cookies, seconds, args.concurrency, args.rounds)
+        floor = load(f"{base}/healthz", {}, seconds, args.concurrency)
+    finally:
+        gunicorn_stop(server)
+
+    lines = report(pairs, floor, checks)
+    print("\n".join(lines))
+    results = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()},
+        "settings": {"workers": args.workers, "concurrency": args.concurrency, "seconds": seconds,
+                     "warmup_seconds": WARMUP_SECONDS, "rounds": args.rounds},  # fmt: skip
+        "data": {"incidents": checks["incidents"], "big_incident_id": big_id, "deep_cursor_row": depth},
+        "pairs": [
+            {
+                "goal": pair.goal_id,
+                "name": pair.name,
+                "subject": pair.subject,
+                "reference": pair.reference,
+                "target": pair.goal,
+                "subject_best": asdict(pair.best(pair.subject_runs)),
+                "reference_best": asdict(pair.best(pair.reference_runs)),
+                "ratio": round(pair.ratio, 3),
+                "pass": pair.passed,
+                "subject_runs": [asdict(r) for r in pair.subject_runs],
+                "reference_runs": [asdict(r) for r in pair.reference_runs],
+            }
+            for pair in pairs
+        ],
+        "floor_healthz": asdict(floor) if floor else None,
+        "queries": [asdict(c) for c in checks["counts"]],
+        "query_comparisons": [
+            {"check": label, "pass": equal, "a": a, "b": b} for label, equal, a, b in checks["comparisons"]
+        ],
+        "no_count_on_list": checks["no_count_on_list"],
+        "same_rows": checks["same_rows"],
+        "report": lines,
+    }
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"\nWritten {RESULTS.relative_to(ROOT) / 'latest.json'} (a measurement: exit status 0 even on FAIL)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Behaviour that crosses into the worker: a real Celery worker consuming from the real Redis broker."""
+
+import os
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from config.celery import app
+from incidents import permissions
+from incidents.models import CustodyEvent
+from incidents.services import evidence_add
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+# A queue of this test process's own, so parallel test processes (each with its own test database)
+# never take each other's tasks. Set once: kombu caches the queue declarations of the app.
+app.conf.task_default_queue = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+
+
+@pytest.fixture(autouse=True)
+def roles(transactional_db) -> None:
+    """Transactional tests flush the tables after each test, the migration-made role groups too."""
+    for name in permissions.ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+@pytest.fixture
+def celery_worker(settings):
+    if not settings.CELERY_BROKER_URL.startswith("redis://"):
+        pytest.skip("needs the Redis broker that `make test` configures")
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        yield
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_uploaded_evidence_is_re_verified_by_the_worker(celery_worker, incident, responder, settings, tmp_path) -> None:
+    # given
+    settings.MEDIA_ROOT = tmp_path
+    # when: the upload commits, which enqueues the verification on commit
+    evidence = evidence_add(
+        incident_id=incident.pk, actor=responder, upload=SimpleUploadedFile("a.log", b"audit line\n")
+    )
+    # then: the worker re-hashed the stored file and wrote the custody row
+    assert _wait_for(
+        lambda: CustodyEvent.objects.filter(evidence=evidence, action=CustodyEvent.Action.VERIFIED).exists()
+    )
+    verified = CustodyEvent.objects.get(evidence=evidence, action=CustodyEvent.Action.VERIFIED)
+    assert verified.sha256 == evidence.sha256 and verified.actor is None
+
+
+def test_worker_records_a_mismatch_when_the_file_changed_before_it_ran(incident, responder, settings, tmp_path) -> None:
+    settings.MEDIA_ROOT = tmp_path
+    if not settings.CELERY_BROKER_URL.startswith("redis://"):
+        pytest.skip("needs the Redis broker that `make test` configures")
+    # given: the task is queued but no worker runs yet, and the stored bytes change meanwhile
+    evidence = evidence_add(incident_id=incident.pk, actor=responder, upload=SimpleUploadedFile("b.log", b"original"))
+    (tmp_path / evidence.file.name).write_bytes(b"changed")
+    # when: a worker comes up and takes the queued task
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        found = _wait_for(
+            lambda: CustodyEvent.objects.filter(evidence=evidence, action=CustodyEvent.Action.VERIFY_FAILED).exists()
+        )
+    # then
+    assert found
+    assert (
+        CustodyEvent.objects.get(evidence=evidence, action=CustodyEvent.Action.VERIFY_FAILED).sha256 != evidence.sha256
+    )

@@ -126,6 +126,12 @@ def timeline_page(
     return keyset.paginate(queryset, ordering=ordering, cursor=cursor, size=size)
 
 
+def timeline_actors(*, incident: Incident) -> list[tuple[int, str]]:
+    """The people who appear on this incident's timeline, for the actor filter."""
+    acting = TimelineEvent.objects.filter(incident=incident).values("actor_id")
+    return list(User.objects.filter(pk__in=acting).order_by("username").values_list("pk", "username"))
+
+
 TIMELINE_EXPORT_FIELDS = ("id", "occurred_at", "recorded_at", "kind", "actor__username", "summary", "data")
 
 

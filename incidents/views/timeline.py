@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 from incidents import keyset
 from incidents.models import Incident, TimelineEvent
 from incidents.selectors import (
+    timeline_actors,
     TIMELINE_EXPORT_FIELDS,
     TimelineFilters,
     incident_get_for_user,
@@ -44,6 +45,7 @@ def timeline(request: AuthedRequest, incident_id: int) -> HttpResponse:
     query = request.GET.copy()
     query.pop("cursor", None)
     context = {
+        "actors": timeline_actors(incident=incident),
         "incident": incident,
         "page": page,
         "filters": filters,

@@ -319,6 +319,25 @@ def test_same_reference_from_another_source_is_another_incident(playbook) -> Non
     assert a.pk != b.pk
 
 
+def test_idempotent_open_without_a_reference_never_returns_an_unrelated_incident(incident, playbook) -> None:
+    """An empty reference identifies nothing (the unique constraint ignores it): refuse it or open a new case."""
+    # given: an ordinary manual case, which has source "manual" and no external reference
+    assert (incident.source, incident.external_ref) == ("manual", "")
+
+    # when
+    try:
+        result, created = incident_open_idempotent(
+            source="manual", external_ref="", title="Different report", playbook=playbook, actor=None
+        )
+    except ValidationError:
+        return
+
+    # then
+    assert result.pk != incident.pk
+    assert created is True
+    assert Incident.objects.get(pk=result.pk).title == "Different report"
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_idempotent_opens_create_one_incident() -> None:
     # given

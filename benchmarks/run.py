@@ -9,10 +9,12 @@ Results go to benchmarks/results/latest.json.
 """
 
 import argparse
+import http.client
 import json
 import os
 import platform
 import re
+import resource
 import signal
 import socket
 import statistics
@@ -20,10 +22,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,7 +39,7 @@ import requests  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 BENCH_USER = "bench-manager"
 BENCH_PASSWORD = "bench-manager-password-not-secret"  # noqa: S105 - a local bench login only
-WORKERS = 4
+WORKERS = 4  # sync workers, as the brief for P4–P7 asks
 CONCURRENCY = 16
 WARMUP_SECONDS = 1.0
 
@@ -127,8 +131,8 @@ def in_process_checks(user: Any, big_id: int, small_id: int, cursor: str) -> dic
         count_queries(client, "list ?size=10", "/incidents/?size=10"),
         count_queries(client, "list ?size=100", "/incidents/?size=100"),
         count_queries(client, "list, cursor ~1,000 pages deep", f"/incidents/?cursor={cursor}"),
-        count_queries(client, "detail, 10k-event incident", f"/incidents/{big_id}/"),
-        count_queries(client, "detail, a seeded incident", f"/incidents/{small_id}/"),
+        count_queries(client, "detail, big case (8 observables, 5 notes)", f"/incidents/{big_id}/"),
+        count_queries(client, "detail, a plain seeded case (none)", f"/incidents/{small_id}/"),
         count_queries(client, "timeline ?size=10", f"/incidents/{big_id}/timeline/?size=10"),
         count_queries(client, "timeline ?size=100", f"/incidents/{big_id}/timeline/?size=100"),
     ]
@@ -136,8 +140,8 @@ def in_process_checks(user: Any, big_id: int, small_id: int, cursor: str) -> dic
     comparisons = [
         ("P6 list: queries at size 10 = size 100", by_name["list ?size=10"], by_name["list ?size=100"]),
         ("P6 timeline: queries at size 10 = size 100", by_name["timeline ?size=10"], by_name["timeline ?size=100"]),
-        ("P6 detail: queries, 10k-event case = seeded case", by_name["detail, 10k-event incident"],
-         by_name["detail, a seeded incident"]),
+        ("P6 detail: queries, big case = plain case", by_name["detail, big case (8 observables, 5 notes)"],
+         by_name["detail, a plain seeded case (none)"]),
         ("P6 list: queries, deep page = size 100", by_name["list, cursor ~1,000 pages deep"],
          by_name["list ?size=100"]),
     ]  # fmt: skip
@@ -225,6 +229,25 @@ def login(base: str) -> dict[str, str]:
     return session.cookies.get_dict()
 
 
+def process_group_cpu(root_pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its direct children (gunicorn workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid = int(stat.parent.name)
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            continue
+        if pid == root_pid or int(fields[1]) == root_pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 @dataclass
 class Run:
     url: str
@@ -234,41 +257,84 @@ class Run:
     p50_ms: float
     p95_ms: float
     rps: float
+    server_cpu_ms: float | None = None  # gunicorn CPU per request (not PostgreSQL's)
+    client_cpu_ms: float | None = None  # the load generator's own CPU per request
 
 
-def load(url: str, cookies: dict[str, str], seconds: float, concurrency: int) -> Run:
+def _requests_getter(url: str, cookies: dict[str, str]) -> tuple[Callable[[], bool], Callable[[], None]]:
+    session = requests.Session()
+    session.cookies.update(cookies)
+
+    def get() -> bool:
+        try:
+            response = session.get(url, allow_redirects=False, timeout=30)
+            return response.status_code == 200 and len(response.content) > 0
+        except requests.RequestException:
+            return False
+
+    return get, session.close
+
+
+def _http_client_getter(url: str, cookies: dict[str, str]) -> tuple[Callable[[], bool], Callable[[], None]]:
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+
+    def get() -> bool:
+        try:
+            conn.request("GET", target, headers=headers)
+            response = conn.getresponse()
+            return response.status == 200 and len(response.read()) > 0
+        except (OSError, http.client.HTTPException):
+            conn.close()  # reopened by the next request
+            return False
+
+    return get, conn.close
+
+
+CLIENTS = {"requests": _requests_getter, "http.client": _http_client_getter}
+
+
+def load(
+    url: str,
+    cookies: dict[str, str],
+    seconds: float,
+    concurrency: int,
+    client: str = "requests",
+    server_pid: int | None = None,
+) -> Run:
     """`concurrency` threads, each with its own keep-alive session, for warm-up plus `seconds`."""
     start = time.monotonic() + 0.05
     measure_from = start + WARMUP_SECONDS
     stop = measure_from + seconds
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
     errors = [0] * concurrency
+    getter = CLIENTS[client]
 
     def worker(i: int) -> None:
-        session = requests.Session()
-        session.cookies.update(cookies)
+        get, close = getter(url, cookies)
         while time.monotonic() < start:
             time.sleep(0.001)
         while True:
             began = time.monotonic()
             if began >= stop:
                 break
-            try:
-                response = session.get(url, allow_redirects=False, timeout=30)
-                ok = response.status_code == 200 and len(response.content) > 0
-            except requests.RequestException:
-                ok = False
+            ok = get()
             ended = time.monotonic()
             if began >= measure_from:
                 latencies[i].append(ended - began)
                 errors[i] += 0 if ok else 1
-        session.close()
+        close()
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
     for thread in threads:
         thread.start()
+    time.sleep(max(0.0, measure_from - time.monotonic()))
+    cpu_before = (process_group_cpu(server_pid) if server_pid else 0.0), client_cpu()
     for thread in threads:
         thread.join()
+    cpu_after = (process_group_cpu(server_pid) if server_pid else 0.0), client_cpu()
     samples = sorted(x for per in latencies for x in per)
     if len(samples) < 2:
         raise RuntimeError(f"{url}: fewer than 2 requests completed")
@@ -281,6 +347,8 @@ def load(url: str, cookies: dict[str, str], seconds: float, concurrency: int) ->
         p50_ms=round(cuts[49] * 1000, 1),
         p95_ms=round(cuts[94] * 1000, 1),
         rps=round(len(samples) / seconds, 1),
+        server_cpu_ms=round((cpu_after[0] - cpu_before[0]) * 1000 / len(samples), 2) if server_pid else None,
+        client_cpu_ms=round((cpu_after[1] - cpu_before[1]) * 1000 / len(samples), 2),
     )
 
 
@@ -319,48 +387,80 @@ class Pair:
         return text + (f", ≤{self.max_p95_ms:g} ms" if self.max_p95_ms is not None else "")
 
 
-def measure(pair: Pair, base: str, cookies: dict[str, str], seconds: float, concurrency: int, rounds: int) -> None:
-    for _ in range(rounds):
+@dataclass
+class LoadOptions:
+    base: str
+    cookies: dict[str, str]
+    seconds: float
+    concurrency: int
+    rounds: int
+    client: str
+    server_pid: int
+
+
+def measure(pair: Pair, options: LoadOptions) -> None:
+    """Interleaved: reference, subject, reference, subject … so drift on the machine hits both sides."""
+    for _ in range(options.rounds):
         for kind in ("reference", "subject"):
-            url = base + getattr(pair, kind)
-            run = load(url, cookies, seconds, concurrency)
+            path = getattr(pair, kind)
+            run = load(
+                options.base + path,
+                options.cookies,
+                options.seconds,
+                options.concurrency,
+                client=options.client,
+                server_pid=options.server_pid,
+            )
             getattr(pair, f"{kind}_runs").append(run)
             flag = f"  {run.errors} ERRORS" if run.errors else ""
-            print(f"    {kind:9} {getattr(pair, kind)[:60]:60} p50 {run.p50_ms:7.1f}  p95 {run.p95_ms:7.1f}  "
-                  f"{run.rps:7.1f} rps{flag}", flush=True)  # fmt: skip
+            print(f"    {kind:9} {path[:48]:48} p50 {run.p50_ms:7.1f}  p95 {run.p95_ms:7.1f}  {run.rps:6.1f} rps  "
+                  f"server CPU {run.server_cpu_ms:5.1f} ms/req{flag}", flush=True)  # fmt: skip
 
 
 # --- Report ------------------------------------------------------------------------------------------------
 
 
-def report(pairs: list[Pair], floor: Run | None, checks: dict[str, Any]) -> list[str]:
-    lines = ["", "Latency (ms), c=%d, best p95 of each side; ratio = subject p95 / reference p95" % CONCURRENCY]
-    header = f"{'Goal':4} {'Endpoint':44} {'p50':>7} {'p95':>7} {'rps':>7} {'ref p95':>8} {'ratio':>6}  {'goal':17} result"
+def _cpu(run: Run) -> str:
+    return f"{run.server_cpu_ms:.1f}" if run.server_cpu_ms is not None else "-"
+
+
+def report(pairs: list[Pair], floor: Run | None, checks: dict[str, Any], options: LoadOptions) -> list[str]:
+    lines = [
+        "",
+        f"Latency in ms: gunicorn {WORKERS} sync workers, c={options.concurrency}, {options.client} client, "
+        f"best p95 of {options.rounds} interleaved runs per side; ratio = subject p95 / reference p95.",
+        "cpu = gunicorn CPU ms per request (PostgreSQL's not included), subject / reference, for information.",
+    ]
+    header = (
+        f"{'Goal':4} {'Endpoint':42} {'p50':>7} {'p95':>7} {'rps':>6} {'ref p95':>8} {'ratio':>6}  "
+        f"{'goal':16} {'result':9} {'cpu subj/ref':>13}"
+    )
     lines += [header, "-" * len(header)]
     for pair in pairs:
         best = pair.best(pair.subject_runs)
         ref = pair.best(pair.reference_runs)
         result = "PASS" if pair.passed else "FAIL <<<"
-        if pair.errors:
-            result += f" ({pair.errors} errors)"
         lines.append(
-            f"{pair.goal_id:4} {pair.name:44} {best.p50_ms:7.1f} {best.p95_ms:7.1f} {best.rps:7.1f} "
-            f"{ref.p95_ms:8.1f} {pair.ratio:6.2f}  {pair.goal:17} {result}"
+            f"{pair.goal_id:4} {pair.name:42} {best.p50_ms:7.1f} {best.p95_ms:7.1f} {best.rps:6.1f} "
+            f"{ref.p95_ms:8.1f} {pair.ratio:6.2f}  {pair.goal:16} {result:9} {_cpu(best) + ' / ' + _cpu(ref):>13}"
         )
+        if pair.errors:
+            lines.append(f"{'':4} ^ {pair.errors} requests failed (non-200 or connection error)")
     if floor:
         lines.append(
-            f"{'':4} {'(floor) /healthz, plain JsonResponse':44} {floor.p50_ms:7.1f} {floor.p95_ms:7.1f} "
-            f"{floor.rps:7.1f} {'':8} {'':6}  {'info':17}"
+            f"{'':4} {'(floor) /healthz, plain JsonResponse':42} {floor.p50_ms:7.1f} {floor.p95_ms:7.1f} "
+            f"{floor.rps:6.1f} {'':8} {'':6}  {'info':16} {'':9} {_cpu(floor):>13}"
         )
+        lines.append(f"{'':4} load generator CPU per request on /healthz: {floor.client_cpu_ms} ms")
     lines += ["", "Queries per request (Django test client, CaptureQueriesContext)"]
     for count in checks["counts"]:
-        lines.append(f"     {count.name:44} {count.queries:3d} queries  (HTTP {count.status})")
+        lines.append(f"{'':4} {count.name:56} {count.queries:3d} queries  (HTTP {count.status})")
     lines.append("")
     for label, equal, a, b in checks["comparisons"]:
         goal_id, _, text = label.partition(" ")
         lines.append(f"{goal_id:4} {text:56} {a:3d} vs {b:3d}  {'PASS' if equal else 'FAIL <<<'}")
-    lines.append(f"{'P4':4} {'no COUNT(*) in the list page queries':56} {'':10} "
-                 f"{'PASS' if checks['no_count_on_list'] else 'FAIL <<<'}")  # fmt: skip
+    verdict = "PASS" if checks["no_count_on_list"] else "FAIL <<<"
+    lines.append(f"{'P4':4} {'no COUNT(*) in the list page queries':56} {'':10} {verdict}")
     for name, same in checks["same_rows"].items():
         lines.append(f"{'':4} {'reference returns the same rows: ' + name:56} {'':10} {'yes' if same else 'NO <<<'}")
     return lines
@@ -370,9 +470,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 s per run instead of 10 s")
     parser.add_argument("--seconds", type=float, default=None, help="measured seconds per run (default 10)")
-    parser.add_argument("--rounds", type=int, default=2, help="ref/subject rounds per pair (default 2)")
-    parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
-    parser.add_argument("--workers", type=int, default=WORKERS)
+    parser.add_argument("--rounds", type=int, default=2, help="reference/subject rounds per pair (default 2)")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="client threads (default 16)")
+    parser.add_argument(
+        "--client",
+        choices=sorted(CLIENTS),
+        default="requests",
+        help="load generator HTTP client (default requests; http.client costs the client less CPU)",
+    )
     args = parser.parse_args()
     seconds = args.seconds or (3.0 if args.quick else 10.0)
 
@@ -388,9 +493,10 @@ def main() -> int:
     data = seed()
     user = bench_user_ensure()
     big_id = data["big_incident_id"]
-    small_id = Incident.objects.exclude(pk=big_id).order_by("pk").values_list("pk", flat=True).first()
+    plain = Incident.objects.exclude(pk=big_id).filter(observables=None).order_by("pk")
+    small_id = plain.values_list("pk", flat=True)[0]
     cursor, depth = deep_cursor(50_000)
-    print(f"  big incident {big_id}, deep cursor at row {depth} (page {depth // 50 + 1} of 50)")
+    print(f"  big incident {big_id}, deep cursor after row {depth} (page {depth // 50 + 1} at 50 per page)")
 
     print("Query counts (in-process)")
     checks = in_process_checks(user, big_id, small_id, cursor)
@@ -408,26 +514,32 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    print(f"Load: gunicorn {args.workers} sync workers on {base}, c={args.concurrency}, "
+    print(f"Load: gunicorn {WORKERS} sync workers on {base}, c={args.concurrency}, {args.client} client, "
           f"{WARMUP_SECONDS:g} s warm-up + {seconds:g} s per run, {args.rounds} rounds per pair")  # fmt: skip
-    server = gunicorn_start(port, args.workers, RESULTS / "gunicorn.log")
+    server = gunicorn_start(port, WORKERS, RESULTS / "gunicorn.log")
     floor = None
     try:
-        cookies = login(base)
+        options = LoadOptions(base, login(base), seconds, args.concurrency, args.rounds, args.client, server.pid)
         for pair in pairs:
             print(f"  {pair.goal_id} {pair.name}")
-            measure(pair, base, cookies, seconds, args.concurrency, args.rounds)
-        floor = load(f"{base}/healthz", {}, seconds, args.concurrency)
+            measure(pair, options)
+        floor = load(f"{base}/healthz", {}, seconds, args.concurrency, client=args.client, server_pid=server.pid)
     finally:
         gunicorn_stop(server)
 
-    lines = report(pairs, floor, checks)
+    lines = report(pairs, floor, checks, options)
     print("\n".join(lines))
     results = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()},
-        "settings": {"workers": args.workers, "concurrency": args.concurrency, "seconds": seconds,
-                     "warmup_seconds": WARMUP_SECONDS, "rounds": args.rounds},  # fmt: skip
+        "settings": {
+            "workers": WORKERS,
+            "concurrency": args.concurrency,
+            "seconds": seconds,
+            "client": args.client,
+            "warmup_seconds": WARMUP_SECONDS,
+            "rounds": args.rounds,
+        },
         "data": {"incidents": checks["incidents"], "big_incident_id": big_id, "deep_cursor_row": depth},
         "pairs": [
             {

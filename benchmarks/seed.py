@@ -20,13 +20,25 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from incidents.models import Incident, Phase, Priority, Resolution, Severity, TimelineEvent
+from incidents.models import Incident, Note, Observable, Phase, Priority, Resolution, Severity, TimelineEvent
 from playbooks.models import ChecklistItem, Playbook, PlaybookStep
 
 INCIDENTS = 100_000
 BIG_EVENTS = 10_000
 BATCH = 10_000
 BIG_SOURCE, BIG_REF = "bench", "big-timeline"
+# The big case also carries what a worked case has on its page: shared observables and notes.
+BIG_OBSERVABLES = (
+    ("ip", "198.51.100.23"),
+    ("ip", "203.0.113.77"),
+    ("asn", "AS64511"),
+    ("k8s_user", "system:anonymous"),
+    ("k8s_group", "system:unauthenticated"),
+    ("user_agent", "kubectl/v1.29.2 (linux/amd64)"),
+    ("cluster", "payments-prod"),
+    ("account", "210987654321"),
+)
+BIG_NOTES = 5
 STAFF = 25  # responders who command cases and act on the timeline
 
 # (finding type, title) pairs GuardDuty EKS protection and runtime monitoring actually raise.
@@ -207,7 +219,7 @@ def _incident_rows(rng: random.Random, playbook_id: int, staff: list[int], now: 
     weights = list(PHASE_WEIGHTS.values())
     targets = settings.WATCHPOST_ACK_TARGET_MINUTES
     resolutions = [Resolution.TRUE_POSITIVE, Resolution.AUTHORIZED, Resolution.FALSE_POSITIVE]
-    for n in range(INCIDENTS):
+    for _ in range(INCIDENTS):
         phase = rng.choices(phases, weights)[0]
         finding_type, title = FINDINGS[rng.randrange(len(FINDINGS))]
         cluster = "" if rng.random() < 0.04 else rng.choice(CLUSTERS)
@@ -307,6 +319,16 @@ def _big_incident(playbook: Playbook, staff: list[int], now: datetime) -> Incide
         ChecklistItem.objects.bulk_create(
             ChecklistItem(incident=incident, step=step, position=step.position) for step in steps
         )
+    if not incident.observables.exists():
+        # Each observable also appears on a few other cases, so "related incidents" has rows to show.
+        others = list(Incident.objects.exclude(pk=incident.pk).order_by("pk").values_list("pk", flat=True)[:40])
+        for i, (kind, value) in enumerate(BIG_OBSERVABLES):
+            observable, _ = Observable.objects.get_or_create(kind=kind, value=value)
+            observable.incidents.add(incident, *others[i * 5 : i * 5 + 3])
+        Note.objects.bulk_create(
+            Note(incident=incident, author_id=staff[i % len(staff)], body=f"Update {i + 1}: {WHATS[i % len(WHATS)]}.")
+            for i in range(BIG_NOTES)
+        )
     return incident
 
 
@@ -329,17 +351,13 @@ def seed(log: Callable[[str], None] = print) -> dict[str, Any]:
                         f"TRUNCATE {Incident._meta.db_table}, {Incident.assignees.through._meta.db_table}, "
                         f"{TimelineEvent._meta.db_table}, {ChecklistItem._meta.db_table} CASCADE"
                     )
-            count = _copy(
-                Incident._meta.db_table, INCIDENT_COLUMNS, _incident_rows(rng, playbook.pk, staff, now)
-            )
+            count = _copy(Incident._meta.db_table, INCIDENT_COLUMNS, _incident_rows(rng, playbook.pk, staff, now))
             loaded.append(f"{count} incidents")
         big = _big_incident(playbook, staff, now)
         events = TimelineEvent.objects.filter(incident=big).count()
         if events != BIG_EVENTS:
             TimelineEvent.objects.filter(incident=big).delete()
-            count = _copy(
-                TimelineEvent._meta.db_table, EVENT_COLUMNS, _event_rows(rng, big.pk, staff, big.detected_at)
-            )
+            count = _copy(TimelineEvent._meta.db_table, EVENT_COLUMNS, _event_rows(rng, big.pk, staff, big.detected_at))
             loaded.append(f"{count} timeline events")
     if loaded:
         # Fresh statistics and visibility map, as a long-running database would have.

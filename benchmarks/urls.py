@@ -8,7 +8,5 @@ from config.urls import urlpatterns as app_urlpatterns
 urlpatterns = [
     *app_urlpatterns,
     path("bench-ref/incidents/", views.incident_list_reference, name="bench-ref-incidents"),
-    path(
-        "bench-ref/incidents/<int:incident_id>/timeline/", views.timeline_reference, name="bench-ref-timeline"
-    ),
+    path("bench-ref/incidents/<int:incident_id>/timeline/", views.timeline_reference, name="bench-ref-timeline"),
 ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, Q, QuerySet
 
 Ordering = Sequence[tuple[str, bool]]
@@ -62,8 +63,12 @@ def after(ordering: Ordering, values: Sequence[Any]) -> Q:
 
 
 def paginate(queryset: "QuerySet[M]", *, ordering: Ordering, cursor: str | None, size: int) -> Page[M]:
-    if cursor:
-        queryset = queryset.filter(after(ordering, decode_cursor(cursor, ordering)))
-    rows = list(queryset.order_by(*order_by_args(ordering))[: size + 1])
+    try:
+        if cursor:
+            queryset = queryset.filter(after(ordering, decode_cursor(cursor, ordering)))
+        rows = list(queryset.order_by(*order_by_args(ordering))[: size + 1])
+    except (ValueError, TypeError, DjangoValidationError) as exc:
+        # A well-formed cursor with values of the wrong type (tampered, or from another sort).
+        raise CursorError("invalid cursor") from exc
     next_cursor = encode_cursor(rows[size - 1], ordering) if len(rows) > size else None
     return Page(items=rows[:size], next_cursor=next_cursor)

@@ -48,15 +48,17 @@ def incident_created_event(*, incident: Incident, actor: User | None) -> Timelin
 
 
 def phase_changed_event(
-    *, incident: Incident, actor: User | None, old: str, new: str, reason: str = ""
+    *, incident: Incident, actor: User | None, old: str, new: str, reason: str = "", override: str = ""
 ) -> TimelineEvent:
     summary = f"Phase {old} → {new}" + (f": {reason}" if reason else "")
+    if override:
+        summary += f" (close gate overridden: {override})"
     return event_add(
         incident=incident,
         kind=Kind.PHASE,
         actor=actor,
         summary=summary,
-        data={"from": old, "to": new, "reason": reason},
+        data={"from": old, "to": new, "reason": reason} | ({"override_reason": override} if override else {}),
     )
 
 

@@ -40,11 +40,12 @@ def checklist_item_set_status(*, item_id: int, actor: User, status: str, comment
         raise ValidationError("A decision step is completed by choosing one of its options.")
     if status == Status.SKIPPED and not comment.strip():
         raise ValidationError("Say why the step is skipped.")
+    comment = comment.strip()
     if item.status == status and (not comment or comment == item.comment):
         return item
     old = item.status
     item.status = status
-    item.comment = comment.strip() or item.comment
+    item.comment = comment or item.comment
     item.done_by = None if status == Status.TODO else actor
     item.done_at = None if status == Status.TODO else timezone.now()
     item.na_by = None

@@ -8,7 +8,7 @@ decision's options make part 2 or step `p3-improve` not applicable.
 from collections.abc import Callable
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, Group
 
 from incidents import permissions
 from incidents.models import Incident, TimelineEvent
@@ -32,6 +32,13 @@ PLAYBOOK_STEPS = [
     ("p3-improve", 3, PlaybookStep.Kind.TASK, True),
 ]
 PART_TITLES = {1: "Acquire, preserve, document evidence", 2: "Contain", 3: "Recover and improve"}
+
+
+@pytest.fixture
+def role_groups(transactional_db: None) -> None:
+    """For `transaction=True` tests: the flush after each one also removes the migration-made role groups."""
+    for name in permissions.ROLES:
+        Group.objects.get_or_create(name=name)
 
 
 @pytest.fixture

@@ -103,8 +103,10 @@ def evidence_add(
             size=0,
             sha256="",
         )
-        evidence.file.save(name, hashing, save=False)
+        storage = evidence.file.storage
+        target = evidence.file.field.generate_filename(evidence, name)  # a fresh uuid path
         try:
+            evidence.file.name = storage.save(target, hashing, max_length=evidence.file.field.max_length)
             evidence.sha256, evidence.size = hashing.digest.hexdigest(), hashing.count
             evidence.save()
             _custody(
@@ -123,7 +125,9 @@ def evidence_add(
                 data={"evidence": evidence.pk, "sha256": evidence.sha256, "size": evidence.size, "name": name},
             )
         except Exception:
-            evidence.file.delete(save=False)  # no orphan file when the row did not commit
+            # No orphan when the write or the row fails; this also removes a partly written file.
+            if storage.exists(target):
+                storage.delete(target)
             raise
         transaction.on_commit(lambda: _enqueue_verify(evidence.pk))
     return evidence

@@ -80,6 +80,8 @@ def incident_open(
 
 def incident_open_idempotent(*, source: str, external_ref: str, **fields: object) -> tuple[Incident, bool]:
     """Open once per (source, external reference); a repeat, even a concurrent one, gets the same case."""
+    if not external_ref.strip():
+        raise ValidationError("An idempotent open needs the external reference that identifies the case.")
     existing = Incident.objects.filter(source=source, external_ref=external_ref).first()
     if existing is not None:
         return existing, False
@@ -95,12 +97,15 @@ def _open_mandatory_items(incident: Incident) -> list[str]:
     return [f"{item.step.number} {item.step.title}" for item in items]
 
 
-def _check_close_gate(*, incident: Incident, actor: User | None, override_reason: str) -> None:
+def _check_close_gate(*, incident: Incident, actor: User | None, override_reason: str) -> str:
+    """Refuse to close over open mandatory steps unless a manager overrides; returns the override used."""
     if not incident.resolution:
         raise ValidationError("Set a resolution (true positive, authorized activity or false positive) before closing.")
     open_items = _open_mandatory_items(incident)
+    # The override fields describe the close that stands now, not an earlier one.
+    incident.close_override_reason, incident.close_override_by = "", None
     if not open_items:
-        return
+        return ""
     if not override_reason.strip():
         raise CloseGateError(
             f"{len(open_items)} mandatory checklist item(s) are still open. "
@@ -112,6 +117,7 @@ def _check_close_gate(*, incident: Incident, actor: User | None, override_reason
     )
     incident.close_override_reason = override_reason.strip()
     incident.close_override_by = actor
+    return incident.close_override_reason
 
 
 @transaction.atomic
@@ -136,8 +142,9 @@ def incident_change_phase(
     if not phases.is_allowed(old, to):
         allowed = ", ".join(phases.allowed_next(old)) or "none"
         raise InvalidTransitionError(f"Cannot move from {old} to {to}; allowed next: {allowed}.")
+    override = ""
     if to == Phase.CLOSED:
-        _check_close_gate(incident=incident, actor=actor, override_reason=override_reason)
+        override = _check_close_gate(incident=incident, actor=actor, override_reason=override_reason)
     now = timezone.now()
     if phases.is_reopen(old, to):
         incident.reopened_at = now
@@ -147,15 +154,7 @@ def incident_change_phase(
         incident.awaiting_ack = False
     incident.phase = to
     incident.save()
-    timeline.phase_changed_event(incident=incident, actor=actor, old=old, new=to, reason=reason)
-    if incident.close_override_reason and to == Phase.CLOSED and override_reason:
-        timeline.event_add(
-            incident=incident,
-            kind=timeline.Kind.PHASE,
-            actor=actor,
-            summary=f"Close gate overridden: {incident.close_override_reason}",
-            data={"override": True, "reason": incident.close_override_reason},
-        )
+    timeline.phase_changed_event(incident=incident, actor=actor, old=old, new=to, reason=reason, override=override)
     return incident
 
 

@@ -14,10 +14,10 @@ from django.views.decorators.http import require_GET
 from incidents import keyset
 from incidents.models import Incident, TimelineEvent
 from incidents.selectors import (
-    timeline_actors,
     TIMELINE_EXPORT_FIELDS,
     TimelineFilters,
     incident_get_for_user,
+    timeline_actors,
     timeline_export_rows,
     timeline_page,
 )

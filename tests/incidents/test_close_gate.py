@@ -110,11 +110,9 @@ def test_manager_override_with_reason_closes_and_records_reason_overrider_and_ev
     assert stored.close_override_by == manager
     new_events = events(ready_to_close)[before:]
     assert all(event.actor == manager for event in new_events)
-    assert any(
-        event.data.get("reason") == "Customer terminated the cluster; remaining steps moot."
-        and event.data.get("override") is True
-        for event in new_events
-    )
+    assert [event.data.get("override_reason") for event in new_events] == [
+        "Customer terminated the cluster; remaining steps moot."
+    ]
 
 
 def test_override_close_writes_exactly_one_timeline_event_carrying_the_override(
@@ -215,3 +213,36 @@ def test_clean_close_after_reopen_does_not_keep_an_earlier_override(ready_to_clo
     assert stored.phase == Phase.CLOSED
     assert stored.close_override_reason == ""
     assert stored.close_override_by is None
+
+
+def test_close_can_set_the_resolution_in_the_same_step(incident, responder, events) -> None:
+    # given: every step done, no resolution yet
+    Incident.objects.filter(pk=incident.pk).update(phase=Phase.POST_INCIDENT)
+    ChecklistItem.objects.filter(incident=incident).update(status=Status.DONE)
+
+    # when
+    incident_change_phase(
+        incident_id=incident.pk, actor=responder, to=Phase.CLOSED, resolution=Resolution.FALSE_POSITIVE
+    )
+
+    # then
+    stored = Incident.objects.get(pk=incident.pk)
+    assert (stored.phase, stored.resolution) == (Phase.CLOSED, Resolution.FALSE_POSITIVE)
+    assert events(incident, TimelineEvent.Kind.PHASE)[-1].data["to"] == Phase.CLOSED
+
+
+def test_refused_close_does_not_keep_the_resolution_it_carried(incident, responder, events) -> None:
+    # given: mandatory steps still open, no resolution
+    Incident.objects.filter(pk=incident.pk).update(phase=Phase.POST_INCIDENT)
+    before = len(events(incident))
+
+    # when
+    with pytest.raises(CloseGateError):
+        incident_change_phase(
+            incident_id=incident.pk, actor=responder, to=Phase.CLOSED, resolution=Resolution.TRUE_POSITIVE
+        )
+
+    # then: the whole change rolled back, its field event too
+    stored = Incident.objects.get(pk=incident.pk)
+    assert (stored.phase, stored.resolution) == (Phase.POST_INCIDENT, Resolution.NONE)
+    assert len(events(incident)) == before

@@ -338,7 +338,7 @@ def test_idempotent_open_without_a_reference_never_returns_an_unrelated_incident
     assert Incident.objects.get(pk=result.pk).title == "Different report"
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_idempotent_opens_create_one_incident() -> None:
     # given
     playbook = build_playbook(slug="concurrent-open")

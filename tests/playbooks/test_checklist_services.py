@@ -69,8 +69,8 @@ def test_double_tick_with_the_same_comment_writes_one_event(incident, responder,
     assert len(events(incident, Kind.CHECKLIST)) == 1
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_concurrent_ticks_give_one_done_and_one_event() -> None:
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_ticks_give_one_done_and_one_event(role_groups: None) -> None:
     # given: two responders about to tick the same step at the same moment
     alice = UserFactory(username="alice", role="responder")
     bob = UserFactory(username="bob", role="responder")

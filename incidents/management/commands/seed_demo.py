@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -67,7 +67,7 @@ class Command(BaseCommand):
         )
 
 
-def _user_ensure(*, username: str, role: str, password: str) -> AbstractUser:
+def _user_ensure(*, username: str, role: str, password: str) -> User:
     user, created = get_user_model().objects.get_or_create(
         username=username, defaults={"email": f"{username}@example.com"}
     )
@@ -81,7 +81,7 @@ def _user_ensure(*, username: str, role: str, password: str) -> AbstractUser:
     return user
 
 
-def _advance(*, incident: Incident, finding_id: str, users: dict[str, AbstractUser]) -> None:
+def _advance(*, incident: Incident, finding_id: str, users: dict[str, User]) -> None:
     manager, responder = users["manager"], users["responder"]
     if finding_id not in (ACKNOWLEDGED_FINDING, CONTAINMENT_FINDING):
         return
@@ -100,7 +100,7 @@ def _advance(*, incident: Incident, finding_id: str, users: dict[str, AbstractUs
         )
 
 
-def _part1_work(*, incident: Incident, actor: AbstractUser) -> None:
+def _part1_work(*, incident: Incident, actor: User) -> None:
     """Tick the Part 1 tasks and, if Part 1 has a decision that leads to Part 2, take it."""
     items = ChecklistItem.objects.filter(incident=incident, step__part=1).select_related("step").order_by("position")
     for item in [item for item in items if item.step.kind == PlaybookStep.Kind.TASK]:

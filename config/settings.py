@@ -131,6 +131,13 @@ STORAGES = {
     },
 }
 
+# django-storages reads these from settings (only used when the evidence storage is S3).
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+AWS_S3_OBJECT_PARAMETERS = {"ServerSideEncryption": "AES256"}
+AWS_DEFAULT_ACL = None
+AWS_QUERYSTRING_AUTH = True  # evidence is never public; downloads go through our view anyway
+
 # --- Security -------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -198,6 +205,14 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    # Re-hash every piece of evidence daily: tampering in storage shows up on the custody log
+    # even when nobody downloads the file.
+    "evidence-reverify": {
+        "task": "incidents.tasks.evidence_reverify_all_task",
+        "schedule": env.int("WATCHPOST_EVIDENCE_REVERIFY_SECONDS", default=24 * 3600),
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -5,6 +5,7 @@ from collections import Counter
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from pytest_django import Settings
 
 from incidents import permissions
@@ -28,7 +29,7 @@ UNKNOWN_TYPE = "Execution:Kubernetes/ExecInKubeSystemPod"
 def seeded(settings: Settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # hashing speed only
     call_command("sync_playbooks", verbosity=0)
-    call_command("seed_demo", verbosity=0)
+    call_command("seed_demo", force=True, verbosity=0)
 
 
 def _playbook_listing(finding_type: str) -> Playbook | None:
@@ -127,9 +128,16 @@ def test_seed_demo_again_creates_nothing(seeded: None, monkeypatch: pytest.Monke
     monkeypatch.setenv("WATCHPOST_DEMO_PASSWORD", "another-demo-password")
 
     # when
-    call_command("seed_demo", verbosity=0)
+    call_command("seed_demo", force=True, verbosity=0)
 
     # then
     assert _counts() == before
     assert before["incidents"] == 6
     assert get_user_model().objects.get(username="viewer").check_password("another-demo-password")
+
+
+@pytest.mark.django_db
+def test_seed_demo_refuses_a_non_embedded_database_without_force() -> None:
+    with pytest.raises(CommandError, match="--force"):
+        call_command("seed_demo", verbosity=0)
+    assert not Incident.objects.exists()

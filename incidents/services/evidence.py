@@ -156,17 +156,18 @@ def evidence_record_view(*, evidence: Evidence, actor: User, source_address: str
 
 
 def _stored_sha256(evidence: Evidence) -> str:
-    with evidence.file.storage.open(str(evidence.file.name), "rb") as stored:
-        return file_sha256(stored)
+    """The hash of the bytes in storage now, or "missing" when the file is gone."""
+    try:
+        with evidence.file.storage.open(str(evidence.file.name), "rb") as stored:
+            return file_sha256(stored)
+    except FileNotFoundError:
+        return "missing"
 
 
 def evidence_open_verified(*, evidence_id: int, actor: User, source_address: str | None) -> tuple[Evidence, IO[bytes]]:
     """Re-hash the stored bytes; on a match log the download and return the open file."""
     evidence = evidence_get_for_user(user=actor, evidence_id=evidence_id)
-    try:
-        observed = _stored_sha256(evidence)
-    except FileNotFoundError:
-        observed = "missing"
+    observed = _stored_sha256(evidence)
     if observed != evidence.sha256:
         # Committed on its own: the refusal itself is part of the chain of custody.
         _custody(
@@ -190,10 +191,7 @@ def evidence_open_verified(*, evidence_id: int, actor: User, source_address: str
 def evidence_verify(*, evidence_id: int) -> bool:
     """Background re-verification (worker): records the result either way."""
     evidence = Evidence.objects.get(pk=evidence_id)
-    try:
-        observed = _stored_sha256(evidence)
-    except FileNotFoundError:
-        observed = "missing"
+    observed = _stored_sha256(evidence)
     ok = observed == evidence.sha256
     action = CustodyEvent.Action.VERIFIED if ok else CustodyEvent.Action.VERIFY_FAILED
     _custody(evidence=evidence, action=action, actor=None, address=None, sha256=observed, detail="worker re-hash")

@@ -12,6 +12,7 @@ from config.celery import app
 from incidents import permissions
 from incidents.models import CustodyEvent
 from incidents.services import evidence_add
+from incidents.tasks import evidence_reverify_all_task
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -75,4 +76,23 @@ def test_worker_records_a_mismatch_when_the_file_changed_before_it_ran(incident,
     assert found
     assert (
         CustodyEvent.objects.get(evidence=evidence, action=CustodyEvent.Action.VERIFY_FAILED).sha256 != evidence.sha256
+    )
+
+
+def test_periodic_sweep_reverifies_all_evidence_and_catches_tampering(
+    celery_worker, incident, responder, settings, tmp_path
+) -> None:
+    # given: two pieces of evidence, verified once on upload
+    settings.MEDIA_ROOT = tmp_path
+    kept = evidence_add(incident_id=incident.pk, actor=responder, upload=SimpleUploadedFile("kept.log", b"kept"))
+    altered = evidence_add(incident_id=incident.pk, actor=responder, upload=SimpleUploadedFile("alt.log", b"alt"))
+    verified = CustodyEvent.Action.VERIFIED
+    assert _wait_for(lambda: CustodyEvent.objects.filter(action=verified).count() == 2)
+    (tmp_path / altered.file.name).write_bytes(b"altered in storage")
+    # when: beat's sweep runs
+    assert evidence_reverify_all_task() == 2
+    # then
+    assert _wait_for(lambda: CustodyEvent.objects.filter(evidence=kept, action=verified).count() == 2)
+    assert _wait_for(
+        lambda: CustodyEvent.objects.filter(evidence=altered, action=CustodyEvent.Action.VERIFY_FAILED).exists()
     )

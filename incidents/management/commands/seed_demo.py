@@ -13,8 +13,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
-from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from incidents import permissions
@@ -48,7 +48,17 @@ TICK_COMMENTS = (
 class Command(BaseCommand):
     help = "Create the demo users and open one incident per demo finding (idempotent; for `make run` only)."
 
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Seed a database other than the embedded SQLite one (a demo superuser with a published password!).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        if connection.vendor != "sqlite" and not options["force"]:
+            # The demo superuser's password is printed in the README: never on a real deployment by accident.
+            raise CommandError("seed_demo only seeds the embedded SQLite database; pass --force to seed this one.")
         password = os.environ.get("WATCHPOST_DEMO_PASSWORD") or DEFAULT_PASSWORD
         users = {
             username: _user_ensure(username=username, role=role, password=password) for username, role in DEMO_USERS

@@ -178,12 +178,23 @@ def checklist_progress(*, incident: Incident) -> tuple[int, int]:
     return counts["total"] - counts["open"], counts["total"]
 
 
-def related_incidents(*, incident: Incident, user: User | AnonymousUser) -> list[tuple[str, str, list[Incident]]]:
-    """Observables of this case that also appear in other cases the user may see."""
-    visible = incident_queryset_for_user(user).exclude(pk=incident.pk)
-    result = []
-    for observable in Observable.objects.filter(incidents=incident).order_by("kind", "value"):
-        others = list(visible.filter(observables=observable).order_by("-id").only("id", "title")[:5])
-        if others:
-            result.append((observable.kind, observable.value, others))
-    return result
+def related_incidents(
+    *, incident: Incident, user: User | AnonymousUser, per_observable: int = 5
+) -> list[tuple[str, str, list[tuple[int, str]]]]:
+    """Observables of this case that also appear in other cases the user may see (two queries).
+
+    Returns (kind, value, [(incident id, reference)…]) with the newest cases first.
+    """
+    observables = {o.pk: o for o in Observable.objects.filter(incidents=incident).order_by("kind", "value")}
+    visible = incident_queryset_for_user(user).exclude(pk=incident.pk).values("pk")
+    links = (
+        Observable.incidents.through.objects.filter(observable_id__in=observables, incident_id__in=visible)
+        .order_by("-incident_id")
+        .values_list("observable_id", "incident_id")[:500]
+    )
+    others: dict[int, list[tuple[int, str]]] = {}
+    for observable_id, other_id in links:
+        found = others.setdefault(observable_id, [])
+        if len(found) < per_observable:
+            found.append((other_id, f"WP-{other_id}"))
+    return [(o.kind, o.value, others[pk]) for pk, o in observables.items() if pk in others]

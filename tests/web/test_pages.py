@@ -276,3 +276,18 @@ def test_query_count_does_not_grow_with_page_size(
         counts.append(len(queries))
     # then: O(1) queries per page (P6)
     assert counts[0] == counts[1], counts
+
+
+def test_incident_page_query_count_does_not_grow_with_notes_evidence_and_events(
+    responder_client: Client, incident: Incident, responder, manager, settings, tmp_path
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+    counts = []
+    for batch in (1, 15):
+        for n in range(batch):
+            note_add(incident_id=incident.pk, actor=manager if n % 2 else responder, body=f"note {n}")
+            evidence_add(incident_id=incident.pk, actor=responder, upload=SimpleUploadedFile(f"e{n}.txt", b"x%d" % n))
+        with CaptureQueriesContext(connection) as queries:
+            assert responder_client.get(reverse("incidents:detail", args=[incident.pk])).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts

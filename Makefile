@@ -37,6 +37,7 @@ test: install-dev
 	$(BIN)/ruff format --check .
 	$(TEST_ENV) $(BIN)/mypy .
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+	$(TEST_ENV) $(BIN)/python manage.py collectstatic --noinput -v0
 	$(TEST_ENV) $(BIN)/pytest -n 2 -p no:cacheprovider $(ARGS)
 
 ## make pytest ARGS=tests/playbooks: just the tests, same environment as `make test`.

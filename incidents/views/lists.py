@@ -6,7 +6,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from incidents import keyset, permissions
+from incidents import keyset
 from incidents.models import Phase, Priority, Severity
 from incidents.selectors import INCIDENT_SORTS, IncidentFilters, cluster_names_for_user, incident_list_for_user
 from incidents.views.common import AuthedRequest, int_or_none
@@ -52,7 +52,6 @@ def incident_list(request: AuthedRequest) -> HttpResponse:
         "sorts": SORT_LABELS,
         "clusters": cluster_names_for_user(user=request.user),
         "people": _people(),
-        "can_work": permissions.can_work(request.user),
     }
     return render(request, "incidents/incident_list.html", context)
 

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from incidents.models import Incident, Observable
-from incidents.selectors import related_incidents
+from incidents.selectors import cluster_names_for_user, related_incidents
 from incidents.services import incident_open
 
 pytestmark = pytest.mark.django_db
@@ -50,3 +50,16 @@ def test_query_count_does_not_grow_with_the_number_of_observables(incident, play
             assert len(related_incidents(incident=incident, user=responder)) == n
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+def test_cluster_filter_lists_visible_clusters_only(playbook, responder, other_responder, manager) -> None:
+    # given: three clusters, one of them only on a restricted case that other_responder is not on
+    for cluster in ("prod", "dev", "prod"):
+        incident_open(title=cluster, playbook=playbook, actor=responder, cluster_name=cluster)
+    secret = incident_open(title="secret", playbook=playbook, actor=responder, cluster_name="secret-cluster")
+    Incident.objects.filter(pk=secret.pk).update(restricted=True)
+    mine = incident_open(title="mine", playbook=playbook, actor=responder, cluster_name="team-cluster")
+    Incident.objects.filter(pk=mine.pk).update(restricted=True, commander=other_responder)
+    # then
+    assert cluster_names_for_user(user=other_responder) == ["dev", "prod", "team-cluster"]
+    assert cluster_names_for_user(user=manager) == ["dev", "prod", "secret-cluster", "team-cluster"]

@@ -33,14 +33,15 @@ def incident_queryset_for_user(user: User | AnonymousUser) -> QuerySet[Incident]
     return Incident.objects.filter(Q(restricted=False) | Q(commander_id=user.pk) | Q(pk__in=assigned))
 
 
-def incident_get_for_user(*, user: User | AnonymousUser, incident_id: int) -> Incident:
-    """Raises Incident.DoesNotExist when the case is missing or not visible: the caller answers 404."""
-    return (
-        incident_queryset_for_user(user)
-        .select_related("playbook", "commander")
-        .prefetch_related("assignees")
-        .get(pk=incident_id)
-    )
+def incident_get_for_user(*, user: User | AnonymousUser, incident_id: int, header_only: bool = False) -> Incident:
+    """Raises Incident.DoesNotExist when the case is missing or not visible: the caller answers 404.
+
+    `header_only` loads just what a sub-page's heading shows (the timeline and exports need no more).
+    """
+    queryset = incident_queryset_for_user(user)
+    if header_only:
+        return queryset.only("id", "title", "phase").get(pk=incident_id)
+    return queryset.select_related("playbook", "commander").prefetch_related("assignees").get(pk=incident_id)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,12 @@ def timeline_page(
 ) -> keyset.Page[TimelineEvent]:
     """`incident` must come from `incident_get_for_user`: visibility is checked there."""
     ordering = TIMELINE_ORDER.get(filters.order, TIMELINE_ORDER["asc"])
-    queryset = _timeline_queryset(incident, filters).select_related("actor")
+    # Only what a page shows: decoding every event's JSON `data` was a measurable part of the page.
+    queryset = (
+        _timeline_queryset(incident, filters)
+        .select_related("actor")
+        .only("id", "kind", "occurred_at", "recorded_at", "summary", "actor__username")
+    )
     return keyset.paginate(queryset, ordering=ordering, cursor=cursor, size=size)
 
 

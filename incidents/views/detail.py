@@ -21,6 +21,7 @@ from incidents.selectors import (
     timeline_page,
 )
 from incidents.views.common import AuthedRequest, back_to, int_or_none, service_errors
+from incidents.views.timeline import timeline_rows
 from playbooks.selectors import playbook_for_finding_type, playbook_list
 
 
@@ -37,9 +38,9 @@ def incident_context(request: AuthedRequest, incident: Incident) -> dict[str, ob
         "related": related_incidents(incident=incident, user=request.user),
         "notes": incident.notes.select_related("author", "updated_by"),
         "evidence": incident.evidence.select_related("uploaded_by"),
-        "recent_events": timeline_page(
-            incident=incident, filters=TimelineFilters(order="desc"), cursor=None, size=20
-        ).items,
+        "recent_events": timeline_rows(
+            timeline_page(incident=incident, filters=TimelineFilters(order="desc"), cursor=None, size=20).items
+        ),
         "severities": Severity.choices,
         "priorities": Priority.choices,
         "resolutions": Resolution.choices[1:],

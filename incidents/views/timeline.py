@@ -3,6 +3,7 @@
 import csv
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -35,7 +36,7 @@ def filters_from(request: AuthedRequest) -> TimelineFilters:
 @require_GET
 @service_errors
 def timeline(request: AuthedRequest, incident_id: int) -> HttpResponse:
-    incident = incident_get_for_user(user=request.user, incident_id=incident_id)
+    incident = incident_get_for_user(user=request.user, incident_id=incident_id, header_only=True)
     filters = filters_from(request)
     size = max(1, min(int_or_none(request.GET.get("size")) or 100, 500))
     try:
@@ -45,6 +46,7 @@ def timeline(request: AuthedRequest, incident_id: int) -> HttpResponse:
     query = request.GET.copy()
     query.pop("cursor", None)
     context = {
+        "rows": timeline_rows(page.items),
         "actors": timeline_actors(incident=incident),
         "incident": incident,
         "page": page,
@@ -55,6 +57,34 @@ def timeline(request: AuthedRequest, incident_id: int) -> HttpResponse:
     if request.htmx and request.htmx.target == "more-events":
         return render(request, "incidents/timeline.html#rows", context)
     return render(request, "incidents/timeline.html", context)
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    """An event as the page prints it; worked out in Python because a 100-event page spent most of
+    its time in template lookups and date filters (P7)."""
+
+    occurred: str
+    recorded: str
+    kind: str
+    summary: str
+    actor: str
+
+
+KIND_LABELS = dict(TimelineEvent.Kind.choices)
+
+
+def timeline_rows(events: list[TimelineEvent]) -> list[TimelineRow]:
+    return [
+        TimelineRow(
+            occurred=f"{event.occurred_at:%Y-%m-%d %H:%M:%S}",
+            recorded=event.recorded_at.isoformat(),
+            kind=str(KIND_LABELS.get(event.kind, event.kind)),
+            summary=event.summary,
+            actor=event.actor.get_username() if event.actor else "system",
+        )
+        for event in events
+    ]
 
 
 class _Echo:
@@ -92,7 +122,7 @@ def _json_chunks(incident: Incident, rows: Iterable[dict[str, Any]]) -> Iterator
 @require_GET
 @service_errors
 def timeline_export(request: AuthedRequest, incident_id: int, fmt: str) -> HttpResponseBase:
-    incident = incident_get_for_user(user=request.user, incident_id=incident_id)
+    incident = incident_get_for_user(user=request.user, incident_id=incident_id, header_only=True)
     rows = timeline_export_rows(incident=incident, filters=filters_from(request))
     if fmt == "csv":
         response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")

@@ -125,7 +125,7 @@ INCIDENT_COLUMNS = (
     "closed_at",
     "reopened_at",
     "sla_due_at",
-    "awaiting_ack",
+    "acknowledged",
     "close_override_reason",
     "close_override_by_id",
 )
@@ -267,7 +267,7 @@ def _incident_rows(rng: random.Random, playbook_id: int, staff: list[int], now: 
             *(stamps[field] for field in PHASE_STAMP.values()),
             None,
             sla_due,
-            phase == Phase.NEW,
+            phase != Phase.NEW,
             "",
             None,
         )
@@ -312,7 +312,7 @@ def _big_incident(playbook: Playbook, staff: list[int], now: datetime) -> Incide
             analysis_at=detected + timedelta(hours=1),
             containment_at=detected + timedelta(hours=5),
             sla_due_at=detected + timedelta(minutes=settings.WATCHPOST_ACK_TARGET_MINUTES[Priority.P1]),
-            awaiting_ack=False,
+            acknowledged=True,
         )
         incident.assignees.set(staff[1:4])
         steps = PlaybookStep.objects.filter(playbook=playbook).order_by("position")

@@ -22,7 +22,7 @@ LIST_COLUMNS = (
     "severity",
     "priority",
     "phase",
-    "awaiting_ack",
+    "acknowledged",
     "sla_due_at",
     "detected_at",
     "acknowledged_at",

@@ -92,9 +92,11 @@ class Incident(models.Model):
     post_incident_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     reopened_at = models.DateTimeField(null=True, blank=True)
-    # Acknowledgement deadline (detected_at + target for the priority) and whether it is still pending.
+    # Acknowledgement deadline (detected_at + target for the priority) and whether it was met or stopped.
+    # False while the case waits for acknowledgement, so the SLA sort is ascending in every column
+    # and its keyset condition is one row comparison the index answers (P5).
     sla_due_at = models.DateTimeField()
-    awaiting_ack = models.BooleanField(default=True)
+    acknowledged = models.BooleanField(default=False)
 
     close_override_reason = models.TextField(blank=True)
     close_override_by = models.ForeignKey(
@@ -111,7 +113,7 @@ class Incident(models.Model):
         ]
         indexes = [
             # Keyset pagination: one index per sort order the list offers.
-            models.Index(fields=["-awaiting_ack", "sla_due_at", "id"], name="incident_sla_keyset"),
+            models.Index(fields=["acknowledged", "sla_due_at", "id"], name="incident_sla_keyset_v2"),
             models.Index(fields=["-updated_at", "-id"], name="incident_activity_keyset"),
             models.Index(fields=["-created_at", "-id"], name="incident_created_keyset"),
             models.Index(fields=["-severity", "-id"], name="incident_severity_keyset"),

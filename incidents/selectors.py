@@ -15,7 +15,7 @@ from playbooks.models import ChecklistItem
 
 INCIDENT_SORTS: dict[str, keyset.Ordering] = {
     # SLA urgency: cases still waiting for acknowledgement first, the nearest deadline first.
-    "sla": [("awaiting_ack", True), ("sla_due_at", False), ("id", False)],
+    "sla": [("acknowledged", False), ("sla_due_at", False), ("id", False)],
     "-updated": [("updated_at", True), ("id", True)],
     "-created": [("created_at", True), ("id", True)],
     "-severity": [("severity", True), ("id", True)],

@@ -32,7 +32,7 @@ def _short(delta: timedelta) -> str:
 def sla_state(incident: Incident, now: datetime | None = None) -> SlaState:
     now = now or timezone.now()
     target = _short(incident.sla_due_at - incident.detected_at)
-    if incident.acknowledged_at is None or incident.awaiting_ack:
+    if incident.acknowledged_at is None or not incident.acknowledged:
         if now <= incident.sla_due_at:
             left = _short(incident.sla_due_at - now)
             return SlaState("pending", f"ack due in {left}", f"acknowledgement due in {left} (target {target})")

@@ -103,7 +103,7 @@ def test_demo_moves_two_cases_forward(seeded: None) -> None:
     for incident in (containment, acknowledged):
         assert incident.commander is not None and incident.commander.username == "manager"
         assert list(incident.assignees.values_list("username", flat=True)) == ["responder"]
-        assert not incident.awaiting_ack
+        assert incident.acknowledged
     assert containment.checklist.filter(step__part=1, status=ChecklistItem.Status.DONE).count() >= 3
     decision = containment.timeline.get(kind=TimelineEvent.Kind.DECISION)
     assert decision.data["goto"] == "part-2"

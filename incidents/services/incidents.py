@@ -151,7 +151,7 @@ def incident_change_phase(
     if to in phases.PHASE_TIMESTAMP:
         setattr(incident, phases.PHASE_TIMESTAMP[to], now)
     if to == Phase.ACKNOWLEDGED:
-        incident.awaiting_ack = False
+        incident.acknowledged = True
     incident.phase = to
     incident.save()
     timeline.phase_changed_event(incident=incident, actor=actor, old=old, new=to, reason=reason, override=override)

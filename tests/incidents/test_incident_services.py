@@ -38,7 +38,7 @@ def test_open_creates_the_checklist_from_the_pinned_playbook(playbook, responder
     assert stored.title == "Crypto miner pod"
     assert stored.phase == Phase.NEW
     assert stored.playbook == playbook
-    assert stored.awaiting_ack is True
+    assert stored.acknowledged is False
     assert stored.sla_due_at == stored.detected_at + timedelta(minutes=settings.WATCHPOST_ACK_TARGET_MINUTES[2])
     items = list(ChecklistItem.objects.filter(incident=incident).select_related("step").order_by("position"))
     assert [item.step.step_id for item in items] == [step_id for step_id, *_ in PLAYBOOK_STEPS]

@@ -124,12 +124,12 @@ def test_unknown_phase_is_refused(incident, responder, events) -> None:
 
 
 def test_acknowledging_ends_the_wait_for_acknowledgement(incident, responder) -> None:
-    assert incident.awaiting_ack is True
+    assert incident.acknowledged is False
 
     incident_change_phase(incident_id=incident.pk, actor=responder, to=Phase.ACKNOWLEDGED)
 
     stored = Incident.objects.get(pk=incident.pk)
-    assert stored.awaiting_ack is False
+    assert stored.acknowledged is True
     assert stored.acknowledged_at is not None
 
 

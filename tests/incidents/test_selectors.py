@@ -173,7 +173,7 @@ def test_assignee_filter_matches_commander_or_assignee(varied, manager, responde
 
 @pytest.fixture
 def many(playbook) -> list[Incident]:
-    """23 incidents with plenty of ties in every sort key (severity, timestamps, awaiting_ack)."""
+    """23 incidents with plenty of ties in every sort key (severity, timestamps, acknowledged)."""
     rows = []
     for i in range(23):
         rows.append(
@@ -184,7 +184,7 @@ def many(playbook) -> list[Incident]:
                 priority=Priority.values[i % 4],
                 detected_at=T0,
                 sla_due_at=T0 + timedelta(minutes=15 * (i % 5)),
-                awaiting_ack=i % 3 != 0,
+                acknowledged=i % 3 == 0,
             )
         )
     created = Incident.objects.bulk_create(rows)

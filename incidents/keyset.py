@@ -13,14 +13,14 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import F, Model, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 # Django 5.2's row-value lookups (added for composite primary keys); wrapped here and nowhere else.
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.db.models.lookups import Lookup
 
 Ordering = Sequence[tuple[str, bool]]
-M = TypeVar("M", bound=Model)
+M = TypeVar("M")  # a model instance, or a named row from values_list(named=True)
 
 
 class CursorError(ValueError):
@@ -37,7 +37,7 @@ def order_by_args(ordering: Ordering) -> list[str]:
     return [f"-{field}" if desc else field for field, desc in ordering]
 
 
-def encode_cursor(obj: Model, ordering: Ordering) -> str:
+def encode_cursor(obj: object, ordering: Ordering) -> str:
     values = []
     for field, _ in ordering:
         value = getattr(obj, field)
@@ -74,7 +74,7 @@ def after(ordering: Ordering, values: Sequence[Any]) -> Q | Lookup:
     return condition
 
 
-def paginate(queryset: "QuerySet[M]", *, ordering: Ordering, cursor: str | None, size: int) -> Page[M]:
+def paginate(queryset: "QuerySet[Any, M]", *, ordering: Ordering, cursor: str | None, size: int) -> Page[M]:
     try:
         if cursor:
             queryset = queryset.filter(after(ordering, decode_cursor(cursor, ordering)))

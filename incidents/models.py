@@ -55,6 +55,11 @@ class Resolution(models.TextChoices):
     FALSE_POSITIVE = "false_positive", "False positive"
 
 
+def incident_reference(pk: int) -> str:
+    """How people name a case: WP-142."""
+    return f"WP-{pk}"
+
+
 class Incident(models.Model):
     title = models.CharField(max_length=300)
     summary = models.TextField(blank=True)
@@ -126,7 +131,7 @@ class Incident(models.Model):
 
     @property
     def reference(self) -> str:
-        return f"WP-{self.pk}"
+        return incident_reference(self.pk)
 
 
 class Finding(models.Model):

@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from incidents import keyset, permissions
-from incidents.models import Incident, Observable, Phase, TimelineEvent
+from incidents.models import Incident, Observable, Phase, TimelineEvent, incident_reference
 from playbooks.models import ChecklistItem
 
 INCIDENT_SORTS: dict[str, keyset.Ordering] = {
@@ -77,11 +77,28 @@ def _apply_filters(queryset: QuerySet[Incident], filters: IncidentFilters) -> Qu
     return queryset
 
 
+# What a list row needs, every sort key included (the cursor is made from them).
+LIST_ROW_COLUMNS = (
+    "id", "title", "restricted", "cluster_name", "severity", "priority", "phase", "acknowledged",
+    "acknowledged_at", "detected_at", "sla_due_at", "updated_at", "created_at", "commander__username",
+)  # fmt: skip
+
+
 def incident_list_for_user(
     *, user: User | AnonymousUser, filters: IncidentFilters, cursor: str | None, size: int
 ) -> keyset.Page[Incident]:
     ordering = INCIDENT_SORTS.get(filters.sort, INCIDENT_SORTS[DEFAULT_SORT])
     queryset = _apply_filters(incident_queryset_for_user(user), filters).select_related("commander")
+    return keyset.paginate(queryset, ordering=ordering, cursor=cursor, size=size)
+
+
+def incident_list_rows_for_user(
+    *, user: User | AnonymousUser, filters: IncidentFilters, cursor: str | None, size: int
+) -> keyset.Page[Any]:
+    """The list page's rows as named tuples of LIST_ROW_COLUMNS: the same rows and order as
+    `incident_list_for_user`, without building model instances (a third of the page's CPU at 50 rows)."""
+    ordering = INCIDENT_SORTS.get(filters.sort, INCIDENT_SORTS[DEFAULT_SORT])
+    queryset = _apply_filters(incident_queryset_for_user(user), filters).values_list(*LIST_ROW_COLUMNS, named=True)
     return keyset.paginate(queryset, ordering=ordering, cursor=cursor, size=size)
 
 
@@ -226,5 +243,5 @@ def related_incidents(
     for observable_id, other_id in links:
         found = others.setdefault(observable_id, [])
         if len(found) < per_observable:
-            found.append((other_id, f"WP-{other_id}"))
+            found.append((other_id, incident_reference(other_id)))
     return [(o.kind, o.value, others[pk]) for pk, o in observables.items() if pk in others]

@@ -2,10 +2,9 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from django.utils import timezone
-
-from incidents.models import Incident
 
 
 @dataclass(frozen=True)
@@ -19,6 +18,15 @@ class SlaState:
         return self.state in ("breached", "missed")
 
 
+class SlaFacts(Protocol):
+    """An Incident, or a list row carrying the same four columns."""
+
+    detected_at: datetime
+    sla_due_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged: bool
+
+
 def _short(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     if minutes < 60:
@@ -29,7 +37,7 @@ def _short(delta: timedelta) -> str:
     return f"{minutes // 1440} d {minutes % 1440 // 60} h"
 
 
-def sla_state(incident: Incident, now: datetime | None = None) -> SlaState:
+def sla_state(incident: SlaFacts, now: datetime | None = None) -> SlaState:
     now = now or timezone.now()
     target = _short(incident.sla_due_at - incident.detected_at)
     if incident.acknowledged_at is None or not incident.acknowledged:

@@ -1,6 +1,7 @@
 """The incident list: filters in the URL, keyset pagination, no COUNT(*)."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -11,8 +12,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from incidents import keyset
-from incidents.models import Incident, Phase, Priority, Severity
-from incidents.selectors import INCIDENT_SORTS, IncidentFilters, cluster_names_for_user, incident_list_for_user
+from incidents.models import Phase, Priority, Severity, incident_reference
+from incidents.selectors import INCIDENT_SORTS, IncidentFilters, cluster_names_for_user, incident_list_rows_for_user
 from incidents.sla import sla_state
 from incidents.views.common import AuthedRequest, int_or_none
 
@@ -42,7 +43,7 @@ def page_size_from(request: AuthedRequest) -> int:
 def incident_list(request: AuthedRequest) -> HttpResponse:
     filters = filters_from(request)
     try:
-        page = incident_list_for_user(
+        page = incident_list_rows_for_user(
             user=request.user, filters=filters, cursor=request.GET.get("cursor"), size=page_size_from(request)
         )
     except keyset.CursorError:
@@ -97,7 +98,8 @@ PHASE_LABELS = dict(Phase.choices)
 SLA_CLASSES = {"breached": "sla-breached", "missed": "sla-breached", "met": "sla-met"}
 
 
-def incident_rows(incidents: list[Incident]) -> list[IncidentRow]:
+def incident_rows(incidents: list[Any]) -> list[IncidentRow]:
+    """From the named rows of `incident_list_rows_for_user`."""
     base = reverse("incidents:list")  # detail pages live at <list>/<id>/
     now = timezone.now()
     rows = []
@@ -105,8 +107,8 @@ def incident_rows(incidents: list[Incident]) -> list[IncidentRow]:
         sla = sla_state(incident, now)
         rows.append(
             IncidentRow(
-                url=f"{base}{incident.pk}/",
-                reference=incident.reference,
+                url=f"{base}{incident.id}/",
+                reference=incident_reference(incident.id),
                 title=incident.title,
                 restricted=incident.restricted,
                 cluster=incident.cluster_name or "—",
@@ -116,7 +118,7 @@ def incident_rows(incidents: list[Incident]) -> list[IncidentRow]:
                 phase_label=str(PHASE_LABELS[incident.phase]),
                 sla_class=SLA_CLASSES.get(sla.state, ""),
                 sla_label=sla.label,
-                commander=incident.commander.get_username() if incident.commander else "—",
+                commander=incident.commander__username or "—",
                 updated_iso=incident.updated_at.isoformat(),
                 updated=f"{incident.updated_at:%Y-%m-%d %H:%M}",
             )

@@ -139,6 +139,9 @@ AWS_DEFAULT_ACL = None
 AWS_QUERYSTRING_AUTH = True  # evidence is never public; downloads go through our view anyway
 
 # --- Security -------------------------------------------------------------------------------------
+# Sessions in the database, read through the cache (Redis in production): revocable server-side,
+# and no session query on a warm request.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("WATCHPOST_SESSION_AGE_SECONDS", default=8 * 3600)

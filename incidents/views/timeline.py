@@ -74,14 +74,15 @@ class TimelineRow:
 KIND_LABELS = dict(TimelineEvent.Kind.choices)
 
 
-def timeline_rows(events: list[TimelineEvent]) -> list[TimelineRow]:
+def timeline_rows(events: list[Any]) -> list[TimelineRow]:
+    """From the named rows of `timeline_page`."""
     return [
         TimelineRow(
             occurred=f"{event.occurred_at:%Y-%m-%d %H:%M:%S}",
             recorded=event.recorded_at.isoformat(),
             kind=str(KIND_LABELS.get(event.kind, event.kind)),
             summary=event.summary,
-            actor=event.actor.get_username() if event.actor else "system",
+            actor=event.actor__username or "system",
         )
         for event in events
     ]

@@ -173,7 +173,7 @@ def in_process_checks(user: Any, big_id: int, small_id: int, cursor: str) -> dic
     same_rows = {
         "list": page_ids == ref_ids and len(ref_ids) > 0,
         "list ?severity=3": sev_ids == sev_ref and len(sev_ref) > 0,
-        "timeline": [e.pk for e in events] == [r["id"] for r in ref_events] and len(events) == 100,
+        "timeline": [e.id for e in events] == [r["id"] for r in ref_events] and len(events) == 100,
     }
     return {
         "counts": counts,

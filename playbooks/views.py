@@ -27,6 +27,7 @@ def _item_response(request: AuthedRequest, item: ChecklistItem) -> HttpResponse:
         "parts": parts,
         "progress": (closed, total),
         "decision": item.step.kind == PlaybookStep.Kind.DECISION,
+        "open_part": item.step.part,  # the part just clicked in stays open even when it is complete
     }
     return render(request, "playbooks/checklist_update.html", context)
 

@@ -186,6 +186,14 @@ WATCHPOST_ACK_TARGET_MINUTES = {
     4: env.int("WATCHPOST_ACK_TARGET_P4_MINUTES", default=1440),
 }
 WATCHPOST_LIST_PAGE_SIZE = env.int("WATCHPOST_LIST_PAGE_SIZE", default=50)
+# Ingestion: a repeat of a finding whose incident closed less than this long ago reopens it (0: never).
+WATCHPOST_REOPEN_WINDOW_HOURS = env.int("WATCHPOST_REOPEN_WINDOW_HOURS", default=72)
+# Grouping (0: off): a new finding of the same type on the same cluster within this window, or a
+# SuccessfulAnonymousAccess after an AnonymousAccessGranted there, joins the open incident.
+WATCHPOST_GROUP_WINDOW_MINUTES = env.int("WATCHPOST_GROUP_WINDOW_MINUTES", default=0)
+# Signed findings webhook: shared secrets for the HMAC signature (comma-separated, to rotate).
+WATCHPOST_FINDINGS_WEBHOOK_SECRETS = env.list("WATCHPOST_FINDINGS_WEBHOOK_SECRETS", default=[])
+WATCHPOST_WEBHOOK_MAX_BYTES = env.int("WATCHPOST_WEBHOOK_MAX_BYTES", default=5 * 1024 * 1024)
 
 # --- Celery ---------------------------------------------------------------------------------------
 _BROKER_DIR = VAR_DIR / "broker"

@@ -28,7 +28,7 @@ class IncidentAdmin(ReadOnlyAdmin):
 
 @admin.register(Finding)
 class FindingAdmin(ReadOnlyAdmin):
-    list_display = ("finding_type", "account_id", "region", "finding_id", "count", "gd_updated_at")
+    list_display = ("finding_type", "account_id", "region", "finding_id", "count", "finding_updated_at")
     search_fields = ("finding_id", "cluster_name")
 
 

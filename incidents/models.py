@@ -135,7 +135,12 @@ class Incident(models.Model):
 
 
 class Finding(models.Model):
-    """A GuardDuty finding, upserted by (account, region, finding id); ingestion fills the rest."""
+    """A GuardDuty finding, upserted by (account, region, finding id) by `finding_ingest`.
+
+    Holds the latest version received: GuardDuty folds later occurrences into the same id, raising
+    `count` and moving `finding_updated_at` forward (DOMAIN.md §1.6). Every version received is kept
+    in its InboundPayload.
+    """
 
     incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
     account_id = models.CharField(max_length=12)
@@ -148,20 +153,78 @@ class Finding(models.Model):
     count = models.PositiveIntegerField(default=1)
     first_seen = models.DateTimeField(null=True, blank=True)
     last_seen = models.DateTimeField(null=True, blank=True)
-    gd_created_at = models.DateTimeField(null=True, blank=True)
-    gd_updated_at = models.DateTimeField(null=True, blank=True)
+    finding_created_at = models.DateTimeField(null=True, blank=True)
+    finding_updated_at = models.DateTimeField()
     is_sample = models.BooleanField(default=False)
     cluster_name = models.CharField(max_length=100, blank=True)
-    raw = models.JSONField(default=dict)
+    cluster_arn = models.CharField(max_length=300, blank=True)
+    raw = models.JSONField(default=dict, help_text="The latest version, wire (camelCase) spelling.")
+    last_payload = models.ForeignKey(
+        "InboundPayload", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
+            # Idempotency rests on this constraint, not on a lookup: concurrent deliveries of a new
+            # finding race to insert, and exactly one wins.
             models.UniqueConstraint(fields=["account_id", "region", "finding_id"], name="finding_unique_key"),
         ]
+        indexes = [models.Index(fields=["cluster_name", "finding_type"], name="finding_cluster_type")]
 
     def __str__(self) -> str:
         return f"{self.finding_type} {self.finding_id}"
+
+
+class InboundPayload(models.Model):
+    """Every inbound body, stored before it is parsed, whatever happens next."""
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        SQS = "sqs", "EventBridge → SQS"
+        POLLER = "poller", "API poller"
+        IMPORT = "import", "File import"
+        DEMO = "demo", "Demo data"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received, not processed yet"
+        ACCEPTED = "accepted", "Accepted"
+        PARTIAL = "partial", "Partly rejected"
+        REJECTED = "rejected", "Rejected"
+
+    source = models.CharField(max_length=10, choices=Source.choices)
+    received_at = models.DateTimeField(auto_now_add=True)
+    body = models.BinaryField()
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    meta = models.JSONField(default=dict, blank=True, help_text="File name, message id, sender address …")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    counts = models.JSONField(default=dict, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "-received_at"], name="payload_status_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.source} payload {self.pk} ({self.status})"
+
+
+class QuarantinedDocument(models.Model):
+    """A payload, or one document in it, that could not be ingested, with the reason."""
+
+    payload = models.ForeignKey(InboundPayload, on_delete=models.CASCADE, related_name="quarantined")
+    position = models.PositiveIntegerField(null=True, blank=True, help_text="Index in the payload; empty: all of it.")
+    document = models.JSONField(null=True, blank=True)
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+
+    def __str__(self) -> str:
+        where = f"#{self.position}" if self.position is not None else "payload"
+        return f"{where} of payload {self.payload_id}: {self.reason[:80]}"
 
 
 class Observable(models.Model):

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 from pytest_django import Settings
 
 from incidents import permissions
-from incidents.demo.importer import DEMO_SOURCE
+from incidents.demo.importer import demo_incidents
 from incidents.models import Finding, Incident, Observable, Phase, TimelineEvent
 from playbooks.models import ChecklistItem, Playbook
 from playbooks.selectors import playbook_list
@@ -50,7 +50,7 @@ def _counts() -> dict[str, int]:
 
 @pytest.mark.django_db
 def test_seed_demo_opens_one_incident_per_finding_from_the_matching_playbook(seeded: None) -> None:
-    incidents = list(Incident.objects.filter(source=DEMO_SOURCE).select_related("playbook"))
+    incidents = list(demo_incidents().select_related("playbook"))
 
     assert Counter(incident.finding_type for incident in incidents) == DEMO_TYPES
     for incident in incidents:
@@ -67,17 +67,18 @@ def test_seed_demo_opens_one_incident_per_finding_from_the_matching_playbook(see
 
 @pytest.mark.django_db
 def test_each_demo_incident_has_checklist_finding_observables_and_finding_event(seeded: None) -> None:
-    for incident in Incident.objects.filter(source=DEMO_SOURCE).select_related("playbook"):
+    for incident in demo_incidents().select_related("playbook"):
         assert incident.checklist.count() == incident.playbook.steps.count() > 0
         finding = incident.findings.get()
-        assert finding.finding_id == incident.external_ref == finding.raw["id"]
+        assert incident.external_ref == f"{finding.account_id}/{finding.region}/{finding.finding_id}"
+        assert finding.finding_id == finding.raw["id"] and incident.source == "guardduty"
         assert finding.finding_type == incident.finding_type and not finding.is_sample
         assert incident.title == f"{incident.finding_type} on {incident.cluster_name}"
         assert incident.detected_at == finding.first_seen
         kinds = set(incident.observables.values_list("kind", flat=True))
         assert {"ip", "asn", "k8s_user", "user_agent", "cluster"} <= kinds
         received = incident.timeline.filter(kind=TimelineEvent.Kind.FINDING).get()
-        assert received.summary == f"GuardDuty finding received: count {finding.count}"
+        assert received.summary == f"GuardDuty finding {finding.finding_type} received (count {finding.count})"
 
 
 @pytest.mark.django_db
@@ -91,7 +92,7 @@ def test_payments_prod_discovery_is_medium_p3_with_its_ip_and_asn(seeded: None) 
     values = set(incident.observables.values_list("kind", "value"))
     assert {("ip", "198.51.100.23"), ("asn", "AS64511"), ("k8s_user", "system:anonymous")} <= values
     # The same cluster shows up on the AnonymousAccessGranted case too: one shared observable.
-    cluster = Observable.objects.get(kind="cluster", value="payments-prod")
+    cluster = Observable.objects.get(kind="cluster", value__endswith=":cluster/payments-prod")
     assert cluster.incidents.count() == 2
 
 

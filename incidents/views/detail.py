@@ -9,9 +9,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from incidents import phases, services
 from incidents.errors import ValidationError
-from incidents.finding_facts import finding_facts
 from incidents.forms import AnalystEventForm, IncidentCreateForm
-from incidents.models import Incident, Phase, Priority, Resolution, Severity
+from incidents.models import Finding, Incident, Phase, Priority, Resolution, Severity
 from incidents.selectors import (
     TimelineFilters,
     checklist_for_incident,
@@ -22,11 +21,12 @@ from incidents.selectors import (
 )
 from incidents.views.common import AuthedRequest, back_to, int_or_none, service_errors
 from incidents.views.timeline import timeline_rows
+from integrations.aws.guardduty import FindingParseError, NormalizedFinding, parse_finding
 from playbooks.selectors import playbook_for_finding_type, playbook_list
 
 
 def incident_context(request: AuthedRequest, incident: Incident) -> dict[str, object]:
-    finding = incident.findings.order_by("-gd_updated_at", "-id").first()
+    finding = incident.findings.order_by("-finding_updated_at", "-id").first()
     closed, total = checklist_progress(incident=incident)
     return {
         "incident": incident,
@@ -34,7 +34,7 @@ def incident_context(request: AuthedRequest, incident: Incident) -> dict[str, ob
         "progress": (closed, total),
         "next_phases": [(p, Phase(p).label) for p in phases.allowed_next(incident.phase)],
         "finding": finding,
-        "facts": finding_facts(finding.raw) if finding else None,
+        "facts": _facts(finding),
         "related": related_incidents(incident=incident, user=request.user),
         "notes": incident.notes.select_related("author", "updated_by"),
         "evidence": incident.evidence.select_related("uploaded_by"),
@@ -47,6 +47,16 @@ def incident_context(request: AuthedRequest, incident: Incident) -> dict[str, ob
         "people": get_user_model().objects.filter(is_active=True).order_by("username"),
         "now": timezone.now(),
     }
+
+
+def _facts(finding: Finding | None) -> NormalizedFinding | None:
+    """What the stored finding says, read by the same parser that ingested it."""
+    if finding is None:
+        return None
+    try:
+        return parse_finding(finding.raw)
+    except FindingParseError:
+        return None  # stored before ingestion validated documents: the panel says there is no finding
 
 
 @require_GET

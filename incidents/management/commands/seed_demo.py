@@ -2,8 +2,9 @@
 
 Creates one user per role (responder, manager, viewer, admin) with the password from
 WATCHPOST_DEMO_PASSWORD (default `watchpost-demo`), then opens one incident per bundled demo finding
-through `incidents.demo.importer`. A finding imported before is skipped, so a second run changes
-nothing but the passwords (reset to the configured one, so the logins `make run` prints always work).
+through the real ingestion pipeline (`incidents.demo.importer`). A finding imported before is skipped,
+so a second run changes nothing but the passwords (reset to the configured one, so the logins that
+`make run` prints always work).
 Two cases are moved forward so the queue looks like a working day: one acknowledged and assigned,
 one in containment with its Part 1 checklist done and the Part 1 decision taken.
 """
@@ -18,9 +19,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from incidents import permissions
-from incidents.demo.importer import demo_finding_import, demo_findings_load
+from incidents.demo.importer import demo_findings_import
 from incidents.models import Incident, Phase
 from incidents.services import incident_assign, incident_change_phase
+from incidents.services.findings import CREATED
 from playbooks.models import ChecklistItem, PlaybookStep
 from playbooks.services import checklist_item_complete, checklist_item_decide
 
@@ -63,18 +65,17 @@ class Command(BaseCommand):
         users = {
             username: _user_ensure(username=username, role=role, password=password) for username, role in DEMO_USERS
         }
-        opened = 0
-        findings = demo_findings_load(now=timezone.now())
-        for finding in findings:
+        report = demo_findings_import(now=timezone.now())
+        opened = [result for result in report.results if result.status == CREATED] if report else []
+        for result in opened:
+            assert result.incident_id is not None
             with transaction.atomic():
-                incident, created = demo_finding_import(finding=finding)
-                if created:
-                    opened += 1
-                    _advance(incident=incident, finding_id=finding.finding_id, users=users)
-        present = len(findings) - opened
-        self.stdout.write(
-            f"Demo users: {', '.join(users)}. Demo incidents: {opened} opened, {present} already present."
-        )
+                incident = Incident.objects.get(pk=result.incident_id)
+                _advance(incident=incident, finding_id=result.finding_key.rsplit("/", 1)[-1], users=users)
+        rejected = report.counts["rejected"] if report else 0
+        if rejected:
+            raise CommandError(f"{rejected} demo finding(s) were rejected; see the quarantine in the admin.")
+        self.stdout.write(f"Demo users: {', '.join(users)}. Demo incidents: {len(opened)} opened.")
 
 
 def _user_ensure(*, username: str, role: str, password: str) -> User:

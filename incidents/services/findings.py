@@ -1,0 +1,321 @@
+"""Finding ingestion: every path (poller, SQS, webhook, import) ends here.
+
+`payload_store` keeps the body before anything parses it; `payload_process` parses it and hands each
+finding to `finding_ingest`, quarantining what cannot be read, with the reason. `finding_ingest` is
+idempotent on (account, region, finding id), enforced by the Finding table's unique constraint:
+
+- a new id opens an incident from the playbook for its type (the fallback playbook otherwise);
+- a newer version (later UpdatedAt, or the same UpdatedAt with a higher Count) updates the finding and
+  adds one occurrence event to its incident's timeline, reopening a recently closed incident;
+- an older or identical copy changes nothing and says so: "stale" or "duplicate".
+"""
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from incidents import timeline
+from incidents.models import (
+    Finding,
+    InboundPayload,
+    Incident,
+    Observable,
+    Phase,
+    Priority,
+    QuarantinedDocument,
+    Severity,
+)
+from incidents.services.incidents import incident_change_phase, incident_open
+from integrations.aws.guardduty import FindingParseError, NormalizedFinding, documents_from_bytes, parse_finding
+from playbooks.selectors import playbook_for_finding_type
+
+CREATED, UPDATED, DUPLICATE, STALE, REJECTED = "created", "updated", "duplicate", "stale", "rejected"
+# Reference: TRIAGE_GUIDE.md severity matrix (Critical → P1 … Low → P4).
+PRIORITY_FOR_SEVERITY = {
+    Severity.CRITICAL: Priority.P1,
+    Severity.HIGH: Priority.P2,
+    Severity.MEDIUM: Priority.P3,
+    Severity.LOW: Priority.P4,
+}
+ANONYMOUS_ACCESS_SUFFIX = "Kubernetes/SuccessfulAnonymousAccess"
+ANONYMOUS_GRANTED = "Policy:Kubernetes/AnonymousAccessGranted"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    status: str
+    finding_key: str = ""
+    incident_id: int | None = None
+    reason: str = ""
+    position: int | None = None
+
+
+@dataclass
+class IngestReport:
+    payload_id: int
+    results: list[IngestResult] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counted = Counter(result.status for result in self.results)
+        return {status: counted.get(status, 0) for status in (CREATED, UPDATED, DUPLICATE, STALE, REJECTED)}
+
+    @property
+    def fully_accepted(self) -> bool:
+        return not any(result.status == REJECTED for result in self.results)
+
+
+# --- payloads ---------------------------------------------------------------------------------------
+
+
+def payload_store(*, source: str, body: bytes, meta: dict[str, Any] | None = None) -> InboundPayload:
+    """Keep the body exactly as received, committed on its own before any parsing."""
+    with transaction.atomic():
+        return InboundPayload.objects.create(
+            source=source, body=body, sha256=hashlib.sha256(body).hexdigest(), size=len(body), meta=meta or {}
+        )
+
+
+def _quarantine(payload: InboundPayload, *, position: int | None, document: Any, reason: str) -> IngestResult:
+    QuarantinedDocument.objects.create(
+        payload=payload, position=position, document=document if isinstance(document, dict | list) else None,
+        reason=reason,
+    )  # fmt: skip
+    return IngestResult(status=REJECTED, reason=reason, position=position)
+
+
+def payload_process(*, payload_id: int) -> IngestReport:
+    """Parse a stored payload and ingest each finding in it, each in its own transaction."""
+    payload = InboundPayload.objects.get(pk=payload_id)
+    report = IngestReport(payload_id=payload.pk)
+    try:
+        documents = documents_from_bytes(bytes(payload.body))
+    except FindingParseError as exc:
+        report.results.append(_quarantine(payload, position=None, document=None, reason=str(exc)))
+        documents = []
+    for position, document in enumerate(documents):
+        try:
+            finding = parse_finding(document)
+        except FindingParseError as exc:
+            report.results.append(_quarantine(payload, position=position, document=document, reason=str(exc)))
+            continue
+        report.results.append(finding_ingest(finding=finding, payload=payload))
+    _payload_close(payload, report)
+    return report
+
+
+def _payload_close(payload: InboundPayload, report: IngestReport) -> None:
+    rejected = report.counts[REJECTED]
+    if not rejected:
+        status = InboundPayload.Status.ACCEPTED
+    elif rejected == len(report.results):
+        status = InboundPayload.Status.REJECTED
+    else:
+        status = InboundPayload.Status.PARTIAL
+    InboundPayload.objects.filter(pk=payload.pk).update(
+        status=status, counts=report.counts, processed_at=timezone.now()
+    )
+
+
+def payload_receive(*, source: str, body: bytes, meta: dict[str, Any] | None = None) -> IngestReport:
+    return payload_process(payload_id=payload_store(source=source, body=body, meta=meta).pk)
+
+
+# --- one finding ------------------------------------------------------------------------------------
+
+
+def finding_key(finding: NormalizedFinding) -> str:
+    return f"{finding.account_id}/{finding.region}/{finding.finding_id}"
+
+
+def finding_ingest(*, finding: NormalizedFinding, payload: InboundPayload | None = None) -> IngestResult:
+    key = {"account_id": finding.account_id, "region": finding.region, "finding_id": finding.finding_id}
+    with transaction.atomic():
+        stored = Finding.objects.select_for_update().filter(**key).first()
+        if stored is None:
+            try:
+                with transaction.atomic():  # a savepoint: losing the insert race rolls back our incident too
+                    return _finding_create(finding, payload)
+            except IntegrityError:
+                stored = Finding.objects.select_for_update().get(**key)  # waits for the winner to commit
+        return _finding_repeat(stored, finding, payload)
+
+
+def _finding_fields(finding: NormalizedFinding, payload: InboundPayload | None) -> dict[str, Any]:
+    return {
+        "finding_type": finding.finding_type,
+        "title": finding.title[:500],
+        "description": finding.description,
+        "severity": finding.severity,
+        "count": finding.count,
+        "first_seen": finding.first_seen,
+        "last_seen": finding.last_seen,
+        "finding_created_at": finding.created_at,
+        "finding_updated_at": finding.updated_at,
+        "is_sample": finding.is_sample,
+        "cluster_name": finding.cluster_name[:100],
+        "cluster_arn": finding.cluster_arn[:300],
+        "raw": finding.raw,
+        "last_payload": payload,
+    }
+
+
+def _finding_create(finding: NormalizedFinding, payload: InboundPayload | None) -> IngestResult:
+    incident, attached = _incident_for_new(finding)
+    stored = Finding.objects.create(
+        incident=incident,
+        account_id=finding.account_id,
+        region=finding.region,
+        finding_id=finding.finding_id,
+        **_finding_fields(finding, payload),
+    )
+    observables_attach(incident=incident, finding=finding)
+    summary = f"GuardDuty finding {finding.finding_type} received (count {finding.count})"
+    if attached:
+        summary = f"Related finding attached: {finding.finding_type} (count {finding.count})"
+    timeline.event_add(
+        incident=incident,
+        kind=timeline.Kind.FINDING,
+        summary=summary,
+        data=_event_data(stored),
+        occurred_at=finding.first_seen or finding.updated_at,
+    )
+    return IngestResult(status=CREATED, finding_key=finding_key(finding), incident_id=incident.pk)
+
+
+def _event_data(stored: Finding) -> dict[str, Any]:
+    return {
+        "finding": stored.pk,
+        "finding_id": stored.finding_id,
+        "type": stored.finding_type,
+        "count": stored.count,
+        "updated_at": stored.finding_updated_at.isoformat(),
+    }
+
+
+def _incident_for_new(finding: NormalizedFinding) -> tuple[Incident, bool]:
+    """(incident, attached): a grouped open incident when grouping applies, else a new one."""
+    grouped = _grouping_target(finding)
+    if grouped is not None:
+        return grouped, True
+    severity = Severity.from_guardduty(finding.severity)
+    title = f"{finding.finding_type} on {finding.cluster_name or finding.account_id}"
+    incident = incident_open(
+        title=("[SAMPLE] " if finding.is_sample else "") + title,
+        summary=finding.description,
+        playbook=playbook_for_finding_type(finding_type=finding.finding_type),
+        actor=None,
+        severity=severity,
+        priority=Priority.P4 if finding.is_sample else PRIORITY_FOR_SEVERITY[severity],
+        finding_type=finding.finding_type,
+        cluster_name=finding.cluster_name[:100],
+        account_id=finding.account_id,
+        region=finding.region,
+        source="guardduty",
+        external_ref=finding_key(finding),
+        detected_at=finding.first_seen or finding.created_at or finding.updated_at,
+    )
+    return incident, False
+
+
+def _grouping_target(finding: NormalizedFinding) -> Incident | None:
+    """Optional (settings): attach to an open incident on the same cluster instead of opening one."""
+    window = settings.WATCHPOST_GROUP_WINDOW_MINUTES
+    if not window or not finding.cluster_name:
+        return None
+    types = [finding.finding_type]
+    if finding.finding_type.endswith(ANONYMOUS_ACCESS_SUFFIX):
+        types.append(ANONYMOUS_GRANTED)  # a granted binding, then its use: one story, one incident
+    since = timezone.now() - timedelta(minutes=window)
+    return (
+        Incident.objects.select_for_update()
+        .filter(
+            cluster_name=finding.cluster_name,
+            account_id=finding.account_id,
+            finding_type__in=types,
+            created_at__gte=since,
+        )
+        .exclude(phase=Phase.CLOSED)
+        .order_by("created_at", "id")
+        .first()
+    )
+
+
+def _is_newer(finding: NormalizedFinding, stored: Finding) -> bool | None:
+    """True newer, False older, None identical (same UpdatedAt and Count)."""
+    mine, theirs = (finding.updated_at, finding.count), (stored.finding_updated_at, stored.count)
+    return None if mine == theirs else mine > theirs
+
+
+def _finding_repeat(stored: Finding, finding: NormalizedFinding, payload: InboundPayload | None) -> IngestResult:
+    newer = _is_newer(finding, stored)
+    key, incident_id = finding_key(finding), stored.incident_id
+    if newer is None:
+        return IngestResult(status=DUPLICATE, finding_key=key, incident_id=incident_id)
+    if not newer:
+        return IngestResult(status=STALE, finding_key=key, incident_id=incident_id)
+    previous = stored.count
+    for name, value in _finding_fields(finding, payload).items():
+        setattr(stored, name, value)
+    stored.save()
+    if stored.incident_id:
+        incident = Incident.objects.get(pk=stored.incident_id)
+        observables_attach(incident=incident, finding=finding)
+        timeline.event_add(
+            incident=incident,
+            kind=timeline.Kind.FINDING,
+            summary=f"Finding occurred again: count {finding.count} (was {previous})",
+            data=_event_data(stored) | {"previous_count": previous},
+            occurred_at=finding.last_seen or finding.updated_at,
+        )
+        _reopen_if_recent(incident)
+    return IngestResult(status=UPDATED, finding_key=key, incident_id=incident_id)
+
+
+def _reopen_if_recent(incident: Incident) -> None:
+    hours = settings.WATCHPOST_REOPEN_WINDOW_HOURS
+    if not hours or incident.phase != Phase.CLOSED or incident.closed_at is None:
+        return
+    if timezone.now() - incident.closed_at <= timedelta(hours=hours):
+        incident_change_phase(
+            incident_id=incident.pk, actor=None, to=Phase.ANALYSIS, reason="the finding occurred again after closing"
+        )
+
+
+# --- observables ------------------------------------------------------------------------------------
+
+
+def finding_observables(finding: NormalizedFinding) -> set[tuple[str, str]]:
+    values = {("ip", ip) for ip in finding.source_ips}
+    if finding.asn and finding.asn != "0":  # "0" is GuardDuty's "private address, no ASN"
+        values.add(("asn", f"AS{finding.asn}"))
+    for kind, value in (
+        ("k8s_user", finding.k8s_user),
+        ("impersonated_user", finding.impersonated_user),
+        ("user_agent", finding.user_agent),
+        ("cluster", finding.cluster_arn or finding.cluster_name),
+        ("service_account", finding.service_account),
+    ):
+        if value:
+            values.add((kind, value[:500]))
+    return values
+
+
+def observables_attach(*, incident: Incident, finding: NormalizedFinding) -> None:
+    values = finding_observables(finding)
+    if not values:
+        return
+    Observable.objects.bulk_create([Observable(kind=k, value=v) for k, v in values], ignore_conflicts=True)
+    wanted = {value for _, value in values}
+    ids = [pk for pk, kind, value in Observable.objects.filter(value__in=wanted).values_list("pk", "kind", "value")
+           if (kind, value) in values]  # fmt: skip
+    through = Observable.incidents.through
+    through.objects.bulk_create(
+        [through(observable_id=pk, incident_id=incident.pk) for pk in ids], ignore_conflicts=True
+    )

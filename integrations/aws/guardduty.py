@@ -1,0 +1,352 @@
+"""GuardDuty findings: one parser for every spelling a finding arrives in.
+
+A finding comes as the wire document (camelCase: EventBridge `detail`, S3 export, the REST body of
+GetFindings) or as boto3 / CLI output (PascalCase, datetimes). Both are described by botocore's own
+service model, so that model does the work: it validates field types, renames members between
+spellings and, through botocore's parser, turns the wire document into the boto3 view we read.
+Nothing here keeps a hand-written map of field names.
+
+Containers accepted: one finding, an EventBridge event, an SNS notification wrapping either,
+`{"Findings": [...]}` (CLI), `{"findings": [...]}` (API body), a JSON list, JSON lines; gzipped or not.
+
+IAM permissions used by the poller (`finding_pages`, `findings_get`): guardduty:ListDetectors,
+guardduty:ListFindings, guardduty:GetFindings, plus sts:AssumeRole (with ExternalId) per account.
+"""
+
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import botocore.session
+from botocore.model import Shape, StructureShape
+from botocore.parsers import create_parser
+
+from integrations.errors import PermanentIntegrationError
+
+_MODEL = botocore.session.get_session().get_service_model("guardduty")
+_GET_FINDINGS = _MODEL.operation_model("GetFindings")
+FINDING_SHAPE: StructureShape = _GET_FINDINGS.output_shape.members["Findings"].member  # type: ignore[attr-defined]
+# The fields a finding cannot be stored without (wire names): the key, and what orders versions.
+KEY_FIELDS = ("id", "accountId", "region", "type", "updatedAt")
+MAX_PAYLOAD_BYTES = 20 * 1024 * 1024  # after decompression; a 2 KB finding × 10k still fits
+
+
+class FindingParseError(PermanentIntegrationError):
+    """A payload or document that is not a usable finding; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class NormalizedFinding:
+    account_id: str
+    region: str
+    finding_id: str
+    finding_type: str
+    severity: float
+    updated_at: datetime
+    count: int
+    title: str = ""
+    description: str = ""
+    created_at: datetime | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    is_sample: bool = False
+    archived: bool = False
+    cluster_name: str = ""
+    cluster_arn: str = ""
+    vpc_id: str = ""
+    k8s_user: str = ""
+    k8s_groups: tuple[str, ...] = ()
+    impersonated_user: str = ""
+    source_ips: tuple[str, ...] = ()
+    asn: str = ""
+    asn_org: str = ""
+    isp: str = ""
+    org: str = ""
+    country: str = ""
+    city: str = ""
+    user_agent: str = ""
+    verb: str = ""
+    request_uri: str = ""
+    resource: str = ""
+    namespace: str = ""
+    status_code: int | None = None
+    workload_name: str = ""
+    workload_namespace: str = ""
+    workload_type: str = ""
+    service_account: str = ""
+    # The wire (camelCase) document, as stored: the one spelling we keep.
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+# --- bytes → documents ------------------------------------------------------------------------------
+
+
+def _decompress(body: bytes) -> bytes:
+    if body[:2] != b"\x1f\x8b":
+        return body
+    try:
+        # A bounded read: a small gzip can expand to gigabytes.
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as stream:
+            data = stream.read(MAX_PAYLOAD_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FindingParseError(f"the gzip stream is damaged or truncated ({exc})") from exc
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise FindingParseError(f"the payload expands beyond {MAX_PAYLOAD_BYTES // 1024 // 1024} MiB")
+    return data
+
+
+def _decode_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as first:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) < 2:
+            raise FindingParseError(f"invalid JSON: {first.msg} at line {first.lineno} column {first.colno}") from first
+        documents = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                documents.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise FindingParseError(f"invalid JSON on line {number}: {exc.msg} at column {exc.colno}") from exc
+        return documents
+
+
+def documents_from_bytes(body: bytes) -> list[Any]:
+    """Every finding document in a payload (still unvalidated), in order."""
+    data = _decompress(body)
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise FindingParseError(f"the payload is larger than {MAX_PAYLOAD_BYTES // 1024 // 1024} MiB")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FindingParseError(f"the payload is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    if not text.strip():
+        raise FindingParseError("the payload is empty")
+    documents = list(_unwrap(_decode_json(text), depth=0))
+    if not documents:
+        raise FindingParseError("the payload holds no findings")
+    return documents
+
+
+def _unwrap(value: Any, *, depth: int) -> Iterator[Any]:
+    if depth > 3:
+        raise FindingParseError("findings are nested too deeply")
+    if isinstance(value, list):
+        for item in value:
+            yield from _unwrap(item, depth=depth + 1)
+    elif not isinstance(value, dict):
+        yield value  # reported as "not a finding" by the per-document check
+    elif "detail-type" in value:
+        if value.get("detail-type") != "GuardDuty Finding" or not isinstance(value.get("detail"), dict):
+            raise FindingParseError(
+                f"an EventBridge event of type {value.get('detail-type')!r}, not 'GuardDuty Finding'"
+            )
+        yield value["detail"]
+    elif value.get("Type") == "Notification" and isinstance(value.get("Message"), str):
+        yield from _unwrap(_decode_json(value["Message"]), depth=depth + 1)  # SNS
+    elif isinstance(value.get("Findings"), list) and not _looks_like_finding(value):
+        yield from _unwrap(value["Findings"], depth=depth + 1)
+    elif isinstance(value.get("findings"), list) and not _looks_like_finding(value):
+        yield from _unwrap(value["findings"], depth=depth + 1)
+    else:
+        yield value
+
+
+def _looks_like_finding(value: dict[str, Any]) -> bool:
+    return any(key in value for key in ("id", "Id", "accountId", "AccountId", "type", "Type"))
+
+
+# --- spellings ---------------------------------------------------------------------------------------
+
+
+def _is_boto3_spelling(document: dict[str, Any]) -> bool:
+    return "Id" in document or "AccountId" in document or "UpdatedAt" in document
+
+
+def _wire_name(name: str, shape: Shape) -> str:
+    return str(shape.serialization.get("name", name))
+
+
+def _to_wire(value: Any, shape: Shape) -> Any:
+    """boto3/CLI spelling → wire spelling, walking botocore's model (names and timestamp formats)."""
+    if value is None:
+        return None
+    if shape.type_name == "structure" and isinstance(value, dict):
+        members = shape.members  # type: ignore[attr-defined]
+        return {
+            (_wire_name(k, members[k]) if k in members else k): (_to_wire(v, members[k]) if k in members else v)
+            for k, v in value.items()
+        }
+    if shape.type_name == "list" and isinstance(value, list):
+        return [_to_wire(item, shape.member) for item in value]  # type: ignore[attr-defined]
+    if shape.type_name == "map" and isinstance(value, dict):
+        return {k: _to_wire(v, shape.value) for k, v in value.items()}  # type: ignore[attr-defined]
+    if shape.type_name == "timestamp":
+        # On the wire GuardDuty's timestamp members (e.g. eksClusterDetails.createdAt) are epoch seconds.
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                return value  # left for the type check to report
+    return value
+
+
+_EXPECTED = {
+    "string": (str,),
+    "integer": (int,),
+    "long": (int,),
+    "double": (int, float),
+    "float": (int, float),
+    "boolean": (bool,),
+    "timestamp": (int, float, str),
+}
+
+
+def _type_errors(value: Any, shape: Shape, path: str) -> Iterator[str]:
+    """Wire-document type check against the model, naming the field (`service.count`)."""
+    if value is None:
+        return
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            yield f"{path or 'the finding'}: expected an object, got {type(value).__name__}"
+            return
+        for name, member in shape.members.items():  # type: ignore[attr-defined]
+            wire = _wire_name(name, member)
+            if wire in value:
+                yield from _type_errors(value[wire], member, f"{path}.{wire}" if path else wire)
+    elif kind == "list":
+        if not isinstance(value, list):
+            yield f"{path}: expected a list, got {type(value).__name__}"
+            return
+        for i, item in enumerate(value):
+            yield from _type_errors(item, shape.member, f"{path}[{i}]")  # type: ignore[attr-defined]
+    elif kind == "map":
+        if not isinstance(value, dict):
+            yield f"{path}: expected an object, got {type(value).__name__}"
+    elif kind in _EXPECTED:
+        ok = isinstance(value, _EXPECTED[kind]) and not (kind != "boolean" and isinstance(value, bool))
+        if not ok:
+            yield f"{path}: expected {kind}, got {json.dumps(value)[:40]}"
+
+
+def to_wire_document(document: Any) -> dict[str, Any]:
+    """Check a document and return it in the wire spelling, or raise FindingParseError saying why."""
+    if not isinstance(document, dict):
+        raise FindingParseError(f"not a finding: a JSON {type(document).__name__}, expected an object")
+    if _is_boto3_spelling(document):
+        document = _to_wire(document, FINDING_SHAPE)
+    missing = [name for name in KEY_FIELDS if not document.get(name)]
+    if len(missing) == len(KEY_FIELDS):
+        raise FindingParseError("not a finding: none of id, accountId, region, type, updatedAt is present")
+    if missing:
+        raise FindingParseError(f"missing {', '.join(missing)}")
+    errors = list(_type_errors(document, FINDING_SHAPE, ""))
+    if errors:
+        raise FindingParseError("wrong type: " + "; ".join(errors[:5]))
+    return document
+
+
+# --- wire → NormalizedFinding ------------------------------------------------------------------------
+
+
+def _boto3_view(wire: dict[str, Any]) -> dict[str, Any]:
+    response = {"status_code": 200, "headers": {}, "body": json.dumps({"findings": [wire]}).encode()}
+    parsed = create_parser("rest-json").parse(response, _GET_FINDINGS.output_shape)
+    return parsed["Findings"][0]  # type: ignore[no-any-return]
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise FindingParseError(f"not an ISO-8601 time: {value!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _dig(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _is_sample(wire: dict[str, Any]) -> bool:
+    # Sample findings carry additionalInfo.sample (EventBridge/export) or {"sample":true} in its value.
+    info = _dig(wire, "service", "additionalInfo") or {}
+    if info.get("sample") is True:
+        return True
+    try:
+        value = json.loads(info.get("value") or "{}")
+    except (TypeError, json.JSONDecodeError):
+        return False
+    return isinstance(value, dict) and value.get("sample") is True
+
+
+def parse_finding(document: Any) -> NormalizedFinding:
+    """One document in either spelling → NormalizedFinding (raises FindingParseError)."""
+    wire = to_wire_document(document)
+    try:
+        view = _boto3_view(wire)
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # botocore met a value it cannot read
+        raise FindingParseError(f"a field cannot be read: {exc}") from exc
+    updated_at = _time(view["UpdatedAt"])
+    assert updated_at is not None  # KEY_FIELDS made sure
+    resource, service = view.get("Resource") or {}, view.get("Service") or {}
+    cluster = resource.get("EksClusterDetails") or {}
+    k8s = resource.get("KubernetesDetails") or {}
+    user = k8s.get("KubernetesUserDetails") or {}
+    workload = k8s.get("KubernetesWorkloadDetails") or {}
+    call = _dig(service, "Action", "KubernetesApiCallAction") or {}
+    remote = call.get("RemoteIpDetails") or {}
+    organization = remote.get("Organization") or {}
+    return NormalizedFinding(
+        account_id=view["AccountId"],
+        region=view["Region"],
+        finding_id=view["Id"],
+        finding_type=view["Type"],
+        severity=float(view.get("Severity") or 0),
+        updated_at=updated_at,
+        count=int(service.get("Count") or 1),
+        title=view.get("Title") or "",
+        description=view.get("Description") or "",
+        created_at=_time(view.get("CreatedAt")),
+        first_seen=_time(service.get("EventFirstSeen")),
+        last_seen=_time(service.get("EventLastSeen")),
+        is_sample=_is_sample(wire),
+        archived=bool(service.get("Archived")),
+        cluster_name=cluster.get("Name") or "",
+        cluster_arn=cluster.get("Arn") or "",
+        vpc_id=cluster.get("VpcId") or "",
+        k8s_user=user.get("Username") or "",
+        k8s_groups=tuple(user.get("Groups") or ()),
+        impersonated_user=_dig(user, "ImpersonatedUser", "Username") or "",
+        source_ips=tuple(call.get("SourceIps") or ()),
+        asn=organization.get("Asn") or "",
+        asn_org=organization.get("AsnOrg") or "",
+        isp=organization.get("Isp") or "",
+        org=organization.get("Org") or "",
+        country=_dig(remote, "Country", "CountryName") or "",
+        city=_dig(remote, "City", "CityName") or "",
+        user_agent=call.get("UserAgent") or "",
+        verb=call.get("Verb") or "",
+        request_uri=call.get("RequestUri") or "",
+        resource=call.get("Resource") or "",
+        namespace=call.get("Namespace") or "",
+        status_code=call.get("StatusCode"),
+        workload_name=workload.get("Name") or "",
+        workload_namespace=workload.get("Namespace") or "",
+        workload_type=workload.get("Type") or "",
+        service_account=workload.get("ServiceAccountName") or "",
+        raw=wire,
+    )

@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config import health
+from incidents.api.findings import findings_webhook
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="incidents:list", permanent=False)),
@@ -11,6 +12,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/v1/findings/", findings_webhook, name="api-findings"),
     path("incidents/", include("incidents.urls")),
     path("playbooks/", include("playbooks.urls")),
     path("admin/", admin.site.urls),

@@ -233,3 +233,37 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("WATCHPOST_LOG_LEVEL", default="INFO")},
     "loggers": {"axes": {"level": "WARNING"}, "watchpost.security": {"level": "INFO"}},
 }
+
+# --- Ingestion sources ----------------------------------------------------------------------------
+# EventBridge → SQS: the queue the rule {"source": ["aws.guardduty"], "detail-type": ["GuardDuty Finding"]}
+# targets. Empty: no consumer is scheduled. Credentials: the worker's default boto3 chain.
+WATCHPOST_SQS_QUEUE_URL = env.str("WATCHPOST_SQS_QUEUE_URL", default="")
+# A message whose processing keeps failing is quarantined (and deleted) on this receive.
+WATCHPOST_SQS_MAX_RECEIVES = env.int("WATCHPOST_SQS_MAX_RECEIVES", default=5)
+# Long-poll wait per ReceiveMessage (0–20 s), and how long one consumer run keeps polling (also its beat interval).
+WATCHPOST_SQS_WAIT_SECONDS = env.int("WATCHPOST_SQS_WAIT_SECONDS", default=20)
+WATCHPOST_SQS_CONSUME_SECONDS = env.int("WATCHPOST_SQS_CONSUME_SECONDS", default=60)
+# GuardDuty API poller (accounts, roles and regions are configured in the admin): how often each
+# detector is read.
+WATCHPOST_POLL_INTERVAL_SECONDS = env.int("WATCHPOST_POLL_INTERVAL_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "guardduty-poll": {
+            "task": "incidents.tasks.guardduty_poll_all_task",
+            "schedule": WATCHPOST_POLL_INTERVAL_SECONDS,
+            # A tick no worker took in time is dropped rather than run late on top of the next one.
+            "options": {"expires": WATCHPOST_POLL_INTERVAL_SECONDS},
+        },
+    }
+)
+if WATCHPOST_SQS_QUEUE_URL:
+    CELERY_BEAT_SCHEDULE.update(
+        {
+            "sqs-consume": {
+                "task": "incidents.tasks.sqs_consume_task",
+                "schedule": WATCHPOST_SQS_CONSUME_SECONDS,
+                "args": (WATCHPOST_SQS_QUEUE_URL,),
+                "options": {"expires": WATCHPOST_SQS_CONSUME_SECONDS},
+            },
+        }
+    )

@@ -1,0 +1,119 @@
+"""AWS accounts the GuardDuty poller reads, and one cursor per (account, region, detector)."""
+
+import json
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+REGION_PATTERN = r"[a-z]{2}(-[a-z]+)+-\d+"
+_region = RegexValidator(rf"^{REGION_PATTERN}$", "Not an AWS region name, e.g. eu-west-1.")
+
+
+def regions_parse(value: str) -> list[str]:
+    """`eu-west-1, us-east-1` or `["eu-west-1", "us-east-1"]` → the region names, in order, once each."""
+    text = (value or "").strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"Regions: invalid JSON list ({exc.msg}).") from exc
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise ValidationError("Regions: a JSON list must hold region names only.")
+    else:
+        items = text.split(",")
+    names = list(dict.fromkeys(item.strip() for item in items if item.strip()))
+    for name in names:
+        _region(name)
+    return names
+
+
+def validate_regions(value: str) -> None:
+    if not regions_parse(value):
+        raise ValidationError("Name at least one region.")
+
+
+def validate_detector_ids(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError('Detector ids: a JSON object {"<region>": "<detector id>"}.')
+    for region, detector_id in value.items():
+        _region(region)
+        if not isinstance(detector_id, str) or not detector_id.isalnum():
+            raise ValidationError(f"Detector id for {region}: expected letters and digits, got {detector_id!r}.")
+
+
+class AwsAccount(models.Model):
+    """One AWS account whose GuardDuty findings are polled, in each of its regions."""
+
+    name = models.CharField(max_length=100, unique=True)
+    account_id = models.CharField(
+        max_length=12, validators=[RegexValidator(r"^\d{12}$", "An AWS account id is 12 digits.")]
+    )
+    role_arn = models.CharField(
+        max_length=2048,
+        blank=True,
+        validators=[RegexValidator(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", "Not an IAM role ARN.")],
+        help_text="Role to assume (sts:AssumeRole). Empty: the worker's default credential chain.",
+    )
+    external_id = models.CharField(
+        max_length=1224,
+        blank=True,
+        validators=[RegexValidator(r"^[\w+=,.@:/-]{2,1224}$", "2–1224 letters, digits or + = , . @ : / - _")],
+        help_text="ExternalId the role's trust policy requires (the confused-deputy guard).",
+    )
+    regions = models.CharField(
+        max_length=500,
+        validators=[validate_regions],
+        help_text='Comma-separated ("eu-west-1, us-east-1") or a JSON list.',
+    )
+    detector_ids = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_detector_ids],
+        help_text='{"<region>": "<detector id>"}; a region left out is discovered with ListDetectors.',
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "AWS account"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.account_id})"
+
+    def clean(self) -> None:
+        if self.role_arn and not self.external_id:
+            raise ValidationError({"external_id": "Set the ExternalId the role's trust policy requires."})
+        if self.role_arn and f"::{self.account_id}:" not in self.role_arn:
+            raise ValidationError({"role_arn": "The role must belong to this account."})
+
+    @property
+    def region_list(self) -> list[str]:
+        try:
+            return regions_parse(self.regions)
+        except ValidationError:
+            return []
+
+
+class PollCursor(models.Model):
+    """How far the poller has read one detector: the greatest `updatedAt` of a committed page."""
+
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="cursors")
+    region = models.CharField(max_length=30)
+    detector_id = models.CharField(max_length=300)
+    updated_at_ms = models.BigIntegerField(
+        default=0, help_text="Epoch milliseconds; the next run asks for updatedAt ≥ this. 0: everything kept."
+    )
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["account__name", "region", "detector_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "region", "detector_id"], name="poll_cursor_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account.name} {self.region} {self.detector_id}"

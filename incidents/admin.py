@@ -58,3 +58,6 @@ class NoteAdmin(ReadOnlyAdmin):
 class ObservableAdmin(ReadOnlyAdmin):
     list_display = ("kind", "value")
     search_fields = ("value",)
+
+
+from incidents import admin_ingest  # noqa: E402,F401  (ingestion admin: payloads, quarantine, upload)

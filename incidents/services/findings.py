@@ -143,8 +143,15 @@ def finding_ingest(*, finding: NormalizedFinding, payload: InboundPayload | None
                 with transaction.atomic():  # a savepoint: losing the insert race rolls back our incident too
                     return _finding_create(finding, payload)
             except IntegrityError:
-                stored = Finding.objects.select_for_update().get(**key)  # waits for the winner to commit
+                stored = Finding.objects.select_for_update().filter(**key).first()  # waits for the winner
+                if stored is None:
+                    # No finding row, yet an insert conflicted: its incident exists (the row was purged).
+                    return _finding_create(finding, payload, incident=_incident_by_key(finding))
         return _finding_repeat(stored, finding, payload)
+
+
+def _incident_by_key(finding: NormalizedFinding) -> Incident:
+    return Incident.objects.select_for_update().get(source="guardduty", external_ref=finding_key(finding))
 
 
 def _finding_fields(finding: NormalizedFinding, payload: InboundPayload | None) -> dict[str, Any]:
@@ -166,8 +173,10 @@ def _finding_fields(finding: NormalizedFinding, payload: InboundPayload | None) 
     }
 
 
-def _finding_create(finding: NormalizedFinding, payload: InboundPayload | None) -> IngestResult:
-    incident, attached = _incident_for_new(finding)
+def _finding_create(
+    finding: NormalizedFinding, payload: InboundPayload | None, *, incident: Incident | None = None
+) -> IngestResult:
+    incident, attached = (incident, True) if incident is not None else _incident_for_new(finding)
     stored = Finding.objects.create(
         incident=incident,
         account_id=finding.account_id,

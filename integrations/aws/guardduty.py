@@ -105,7 +105,8 @@ def _decode_json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as first:
         lines = [line for line in text.splitlines() if line.strip()]
-        if len(lines) < 2:
+        if len(lines) < 2 or not _parses(lines[0]):
+            # Not JSON lines (whose first line is a document by itself): report where the JSON breaks.
             raise FindingParseError(f"invalid JSON: {first.msg} at line {first.lineno} column {first.colno}") from first
         documents = []
         for number, line in enumerate(lines, start=1):
@@ -114,6 +115,14 @@ def _decode_json(text: str) -> Any:
             except json.JSONDecodeError as exc:
                 raise FindingParseError(f"invalid JSON on line {number}: {exc.msg} at column {exc.colno}") from exc
         return documents
+
+
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def documents_from_bytes(body: bytes) -> list[Any]:

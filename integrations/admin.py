@@ -1,9 +1,11 @@
 from datetime import UTC, datetime
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from integrations.models import AwsAccount, PollCursor
+from integrations.models import ApiToken, AwsAccount, PollCursor
+from integrations.services import api_token_create, api_token_revoke
 
 
 def _cursor_time(cursor: PollCursor) -> str:
@@ -57,3 +59,71 @@ class PollCursorAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+class ApiTokenCreateForm(forms.ModelForm):  # type: ignore[type-arg]
+    scopes = forms.MultipleChoiceField(choices=[(s, s) for s in ApiToken.SCOPES], widget=forms.CheckboxSelectMultiple)
+    expires_days = forms.IntegerField(required=False, min_value=1, help_text="Empty: never expires.")
+
+    class Meta:
+        model = ApiToken
+        fields = ["name", "user"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Tokens are created here or with `create_api_token`; the plaintext is shown once, then only its hash exists."""
+
+    list_display = ("name", "user", "prefix", "scope_list", "created_at", "expires_at", "revoked_at", "last_used_at")
+    list_filter = ("revoked_at",)
+    readonly_fields = (
+        "prefix",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+        "last_used_address",
+    )
+    actions = ["revoke"]
+
+    @admin.display(description="token")
+    def prefix(self, obj: ApiToken) -> str:
+        return f"wp_{obj.key_id}_…"
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj: ApiToken) -> str:
+        return ", ".join(obj.scopes)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):  # type: ignore[no-untyped-def]
+        if obj is None:
+            kwargs["form"] = ApiTokenCreateForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        if obj is None:
+            return ["name", "user", "scopes", "expires_days"]
+        return ["name", "user", *self.readonly_fields]
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return ("user", *self.readonly_fields) if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        created = api_token_create(
+            user=form.cleaned_data["user"],
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            expires_days=form.cleaned_data.get("expires_days"),
+        )
+        obj.pk = created.token.pk
+        obj.refresh_from_db()
+        messages.warning(request, f"Copy the token now, it is not shown again: {created.plaintext}")
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):  # type: ignore[no-untyped-def]
+        for token in queryset:
+            api_token_revoke(token_id=token.pk)
+        self.message_user(request, f"{queryset.count()} token(s) revoked.")

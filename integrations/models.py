@@ -3,6 +3,7 @@
 import json
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -117,3 +118,33 @@ class PollCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account.name} {self.region} {self.detector_id}"
+
+
+class ApiToken(models.Model):
+    """A scoped API token of one service account. Only the SHA-256 of the token is stored."""
+
+    SCOPES = (
+        "incidents:read",
+        "incidents:write",
+        "evidence:read",
+        "evidence:write",
+        "findings:write",
+        "remediation:execute",
+    )
+
+    name = models.CharField(max_length=100, help_text="What uses it, e.g. 'Jira production'.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    key_id = models.CharField(max_length=8, unique=True, help_text="The visible prefix: wp_<key_id>_…")
+    token_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (wp_{self.key_id}_…)"

@@ -1,8 +1,9 @@
 """`POST /api/v1/findings/`: GuardDuty findings pushed by an EventBridge API destination or SNS.
 
-Authenticated by an HMAC signature header (`X-Watchpost-Signature`, see integrations.signing), never
-by a session cookie. A signed body is stored before it is parsed and answered 202 with the result
-per finding; what cannot be ingested is quarantined and answered with a problem+json 4xx naming it.
+Authenticated by an API token with the `findings:write` scope (`Authorization: Bearer …`) or by an
+HMAC signature header (`X-Watchpost-Signature`, see integrations.signing), never by a session cookie.
+An authenticated body is stored before it is parsed and answered 202 with the result per finding;
+what cannot be ingested is quarantined and answered with a problem+json 4xx naming it.
 """
 
 import logging
@@ -19,6 +20,7 @@ from django.views.decorators.http import require_POST
 from incidents.models import InboundPayload, QuarantinedDocument
 from incidents.services.findings import REJECTED, IngestReport, payload_process, payload_store
 from integrations import signing
+from integrations.services import TokenError, api_token_authenticate
 
 log = logging.getLogger("watchpost.security")
 
@@ -79,18 +81,29 @@ def findings_webhook(request: HttpRequest) -> JsonResponse:
     address = request.META.get("REMOTE_ADDR")
     if len(body) > limit:
         return _oversized(request, body, limit, address)
-    try:
-        signature = signing.verify(
-            header=request.headers.get(signing.HEADER, ""),
-            body=body,
-            secrets=settings.WATCHPOST_FINDINGS_WEBHOOK_SECRETS,
-        )
-    except signing.SignatureError as exc:
-        log.warning("findings webhook refused address=%s reason=%s", address, exc)
-        return problem(401, "Signature required", str(exc))
-    if _replayed(signature):
-        return problem(409, "Replayed delivery", "this signature was already used; sign each delivery anew")
-    meta = {"address": address, "content_type": request.content_type, "signed_at": signature.timestamp}
+    if "Authorization" in request.headers:
+        try:
+            token = api_token_authenticate(
+                header=request.headers["Authorization"], scope="findings:write", address=address
+            )
+        except TokenError as exc:
+            log.warning("findings webhook refused address=%s reason=%s", address, exc)
+            return problem(exc.status, "Not authorized" if exc.status == 403 else "Invalid token", str(exc))
+        meta: dict[str, Any] = {"address": address, "token": f"wp_{token.key_id}"}
+    else:
+        try:
+            signature = signing.verify(
+                header=request.headers.get(signing.HEADER, ""),
+                body=body,
+                secrets=settings.WATCHPOST_FINDINGS_WEBHOOK_SECRETS,
+            )
+        except signing.SignatureError as exc:
+            log.warning("findings webhook refused address=%s reason=%s", address, exc)
+            return problem(401, "Signature required", f"{exc} (or send a Bearer token with the findings:write scope)")
+        if _replayed(signature):
+            return problem(409, "Replayed delivery", "this signature was already used; sign each delivery anew")
+        meta = {"address": address, "signed_at": signature.timestamp}
+    meta["content_type"] = request.content_type
     payload = payload_store(source=InboundPayload.Source.WEBHOOK, body=body, meta=meta)
     report = payload_process(payload_id=payload.pk)
     if report.results and all(r.status == REJECTED for r in report.results):

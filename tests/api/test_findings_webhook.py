@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from incidents.models import Finding, InboundPayload, Incident, QuarantinedDocument
 from integrations import signing
+from integrations.services import api_token_create
 from tests.fixtures import load_guardduty
 
 pytestmark = pytest.mark.django_db
@@ -144,3 +145,30 @@ def test_not_configured_means_every_delivery_is_refused(client: Client, settings
     settings.WATCHPOST_FINDINGS_WEBHOOK_SECRETS = []
     response = _post(client, _event())
     assert response.status_code == 401 and "not configured" in response.json()["detail"]
+
+
+# --- Bearer tokens with the findings:write scope ---------------------------------------------------------
+
+
+def _bearer(client: Client, body: bytes, token: str):
+    return client.post(URL, data=body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def test_a_findings_write_token_can_deliver_without_a_signature(client: Client, responder) -> None:
+    created = api_token_create(user=responder, name="eventbridge", scopes=["findings:write"])
+    response = _bearer(client, _event(), created.plaintext)
+    assert response.status_code == 202 and response.json()["results"][0]["status"] == "created"
+    payload = InboundPayload.objects.get(pk=response.json()["payload"])
+    assert payload.meta["token"] == f"wp_{created.token.key_id}"
+
+
+def test_a_token_without_the_scope_gets_403_and_nothing_is_stored(client: Client, responder) -> None:
+    created = api_token_create(user=responder, name="reader", scopes=["incidents:read"])
+    response = _bearer(client, _event(), created.plaintext)
+    assert response.status_code == 403 and "findings:write" in response.json()["detail"]
+    assert not InboundPayload.objects.exists()
+
+
+def test_an_invalid_token_gets_401(client: Client) -> None:
+    response = _bearer(client, _event(), "wp_AAAAAAAA_" + "x" * 43)
+    assert response.status_code == 401 and response.json()["detail"] == "invalid token"

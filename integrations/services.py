@@ -1,0 +1,77 @@
+"""API tokens: create (the plaintext is returned once), authenticate, revoke."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from integrations.models import ApiToken
+from integrations.tokens import token_generate, token_key_id, token_matches
+
+# Writing last-use on every request would make each API call a write; a minute's precision is enough.
+LAST_USED_PRECISION = timedelta(seconds=60)
+
+
+class TokenError(Exception):
+    """Why a token was refused: `status` is 401 (who are you?) or 403 (not allowed to do this)."""
+
+    def __init__(self, message: str, *, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class CreatedToken:
+    token: ApiToken
+    plaintext: str  # show once; it cannot be recovered
+
+
+def api_token_create(*, user: User, name: str, scopes: list[str], expires_days: int | None = None) -> CreatedToken:
+    unknown = sorted(set(scopes) - set(ApiToken.SCOPES))
+    if unknown or not scopes:
+        raise ValueError(
+            f"unknown scopes {unknown}; choose from {', '.join(ApiToken.SCOPES)}"
+            if unknown
+            else "give at least one scope"
+        )
+    new = token_generate()
+    expires = timezone.now() + timedelta(days=expires_days) if expires_days else None
+    token = ApiToken.objects.create(
+        name=name, user=user, key_id=new.key_id, token_hash=new.sha256, scopes=sorted(set(scopes)), expires_at=expires
+    )
+    return CreatedToken(token=token, plaintext=new.plaintext)
+
+
+def api_token_revoke(*, token_id: int) -> None:
+    ApiToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def _bearer(header: str) -> str:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise TokenError("send the token as 'Authorization: Bearer <token>'")
+    return value.strip()
+
+
+def api_token_authenticate(*, header: str, scope: str, address: str | None, now: datetime | None = None) -> ApiToken:
+    """The token in an Authorization header, if it is valid now and carries `scope`."""
+    plaintext = _bearer(header)
+    key_id = token_key_id(plaintext)
+    token = ApiToken.objects.select_related("user").filter(key_id=key_id).first() if key_id else None
+    # One message for unknown, mistyped and wrong tokens: no oracle for which part was wrong.
+    if token is None or not token_matches(plaintext, token.token_hash):
+        raise TokenError("invalid token")
+    now = now or timezone.now()
+    if token.revoked_at is not None:
+        raise TokenError("this token was revoked")
+    if token.expires_at is not None and token.expires_at <= now:
+        raise TokenError("this token has expired")
+    if not token.user.is_active:
+        raise TokenError("the token's account is disabled")
+    if scope not in token.scopes:
+        raise TokenError(f"this token lacks the '{scope}' scope", status=403)
+    stale = token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION
+    if stale or token.last_used_address != address:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_address=address)
+    return token

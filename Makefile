@@ -52,5 +52,11 @@ bench: install-dev
 	./scripts/services.sh
 	$(TEST_ENV) $(BIN)/python benchmarks/run.py $(ARGS)
 
+## make bench-ingest [ARGS=--quick]: GuardDuty ingestion throughput (P1–P3), own database watchpost_bench_ingest.
+.PHONY: bench-ingest
+bench-ingest: install-dev
+	./scripts/services.sh
+	$(TEST_ENV) $(BIN)/python benchmarks/ingest.py $(ARGS)
+
 clean:
 	rm -rf var

@@ -194,6 +194,8 @@ WATCHPOST_GROUP_WINDOW_MINUTES = env.int("WATCHPOST_GROUP_WINDOW_MINUTES", defau
 # Signed findings webhook: shared secrets for the HMAC signature (comma-separated, to rotate).
 WATCHPOST_FINDINGS_WEBHOOK_SECRETS = env.list("WATCHPOST_FINDINGS_WEBHOOK_SECRETS", default=[])
 WATCHPOST_WEBHOOK_MAX_BYTES = env.int("WATCHPOST_WEBHOOK_MAX_BYTES", default=5 * 1024 * 1024)
+# Largest file `import_findings` and the admin upload read; a larger one is recorded and refused.
+WATCHPOST_IMPORT_MAX_BYTES = env.int("WATCHPOST_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
 
 # --- Celery ---------------------------------------------------------------------------------------
 _BROKER_DIR = VAR_DIR / "broker"

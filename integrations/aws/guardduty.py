@@ -107,13 +107,13 @@ def _decode_json(text: str) -> Any:
         lines = [line for line in text.splitlines() if line.strip()]
         if len(lines) < 2 or not _parses(lines[0]):
             # Not JSON lines (whose first line is a document by itself): report where the JSON breaks.
-            raise FindingParseError(f"invalid JSON: {first.msg} at line {first.lineno} column {first.colno}") from first
+            raise FindingParseError(f"invalid JSON: {first.msg} (line {first.lineno}, column {first.colno})") from first
         documents = []
         for number, line in enumerate(lines, start=1):
             try:
                 documents.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise FindingParseError(f"invalid JSON on line {number}: {exc.msg} at column {exc.colno}") from exc
+                raise FindingParseError(f"invalid JSON on line {number}: {exc.msg} (column {exc.colno})") from exc
         return documents
 
 

@@ -34,12 +34,13 @@ def playbook_for_finding_type(*, finding_type: str) -> Playbook:
     candidates = playbook_list().order_by("-loaded_at", "slug").values_list("pk", "finding_types")
     for pk, finding_types in candidates:
         if finding_type in finding_types:
-            return Playbook.objects.get(pk=pk)
+            # Not the stored document: opening an incident needs the row and its steps, not the JSON.
+            return Playbook.objects.defer("document").get(pk=pk)
     return _playbook_fallback()
 
 
 def _playbook_fallback() -> Playbook:
-    playbook = playbook_list().filter(is_fallback=True).order_by("-loaded_at", "slug").first()
+    playbook = playbook_list().filter(is_fallback=True).defer("document").order_by("-loaded_at", "slug").first()
     if playbook is None:
         raise Playbook.DoesNotExist("No fallback playbook is loaded; run `manage.py sync_playbooks`.")
     return playbook

@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from incidents.models import Incident, Note, Observable, Phase, Priority, Resolution, Severity, TimelineEvent
+from incidents.phases import PHASE_TIMESTAMP
 from playbooks.models import ChecklistItem, Playbook, PlaybookStep
 
 INCIDENTS = 100_000
@@ -88,15 +89,7 @@ PHASE_ORDER = [
     Phase.POST_INCIDENT,
     Phase.CLOSED,
 ]
-PHASE_STAMP = {
-    Phase.ACKNOWLEDGED: "acknowledged_at",
-    Phase.ANALYSIS: "analysis_at",
-    Phase.CONTAINMENT: "containment_at",
-    Phase.ERADICATION: "eradication_at",
-    Phase.RECOVERY: "recovery_at",
-    Phase.POST_INCIDENT: "post_incident_at",
-    Phase.CLOSED: "closed_at",
-}
+PHASE_STAMP = PHASE_TIMESTAMP  # the services' own map of phase → timestamp column
 INCIDENT_COLUMNS = (
     "title",
     "summary",

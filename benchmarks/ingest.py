@@ -77,39 +77,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 
 import django  # noqa: E402
 
-
-def code_version() -> str:
-    """The commit under test, with "+dirty" when tracked files outside benchmarks/ differ (read-only git)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        status = ["git", "status", "--porcelain", "-uno", "--", ".", ":!benchmarks"]
-        dirty = subprocess.run(status, cwd=ROOT, capture_output=True, text=True)
-    except OSError:
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else "unknown"
-
-
-# --- Database ----------------------------------------------------------------------------------------
-
-
-def database_ensure() -> None:
-    """Create `watchpost_bench_ingest` (on the server DATABASE_URL points at) when it is missing."""
-    import psycopg2
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    params = {"dbname": "postgres", "user": db.get("USER") or None, "password": db.get("PASSWORD") or None}
-    params |= {"host": db.get("HOST") or None, "port": db.get("PORT") or None}
-    conn = psycopg2.connect(**{k: v for k, v in params.items() if v is not None})
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]])
-            if cursor.fetchone() is None:
-                print(f"  creating database {db['NAME']}")
-                cursor.execute(f'CREATE DATABASE "{db["NAME"]}"')
-    finally:
-        conn.close()
+from benchmarks.common import code_version, database_ensure  # noqa: E402
 
 
 def _table(model: Any) -> str:

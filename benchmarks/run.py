@@ -36,49 +36,14 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
 import django  # noqa: E402
 import requests  # noqa: E402
 
+from benchmarks.common import code_version, database_ensure  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 BENCH_USER = "bench-manager"
 BENCH_PASSWORD = "bench-manager-password-not-secret"  # noqa: S105 - a local bench login only
 WORKERS = 4  # sync workers, as the brief for P4–P7 asks
 CONCURRENCY = 16
 WARMUP_SECONDS = 1.0
-
-
-def code_version() -> str:
-    """The commit under test, with "+dirty" when tracked files differ from it (read-only git calls)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        # Tracked changes outside benchmarks/ (the bench's own files do not change what is measured).
-        status = ["git", "status", "--porcelain", "-uno", "--", ".", ":!benchmarks"]
-        dirty = subprocess.run(status, cwd=ROOT, capture_output=True, text=True)
-    except OSError:
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else "unknown"
-
-
-# --- Database ----------------------------------------------------------------------------------------
-
-
-def database_ensure() -> None:
-    """Create the bench database (on the server DATABASE_URL points at) when it is missing."""
-    import psycopg2
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    if "postgresql" not in db["ENGINE"]:
-        sys.exit("The bench needs PostgreSQL: run it with `make bench` (DATABASE_URL=postgres://…).")
-    params = {"dbname": "postgres", "user": db.get("USER") or None, "password": db.get("PASSWORD") or None}
-    params |= {"host": db.get("HOST") or None, "port": db.get("PORT") or None}
-    conn = psycopg2.connect(**{k: v for k, v in params.items() if v is not None})
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]])
-            if cursor.fetchone() is None:
-                print(f"  creating database {db['NAME']}")
-                cursor.execute(f'CREATE DATABASE "{db["NAME"]}"')
-    finally:
-        conn.close()
 
 
 def bench_user_ensure() -> Any:

@@ -1,5 +1,7 @@
 """What both benchmark scripts need: the code version under test and the bench database."""
 
+import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +44,23 @@ def database_ensure() -> None:
                 cursor.execute(f'CREATE DATABASE "{db["NAME"]}"')
     finally:
         conn.close()
+
+
+def process_group_cpu(root_pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its direct children (server or worker pool)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid = int(stat.parent.name)
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            continue
+        if pid == root_pid or int(fields[1]) == root_pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    """CPU seconds used by this process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

@@ -27,7 +27,6 @@ import os
 import platform
 import pstats
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -77,7 +76,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 
 import django  # noqa: E402
 
-from benchmarks.common import code_version, database_ensure  # noqa: E402
+from benchmarks.common import code_version, database_ensure, own_cpu, process_group_cpu  # noqa: E402
 
 
 def _table(model: Any) -> str:
@@ -155,25 +154,6 @@ def process_cpu(pid: int) -> float | None:
     except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def process_group_cpu(root_pid: int) -> float:
-    """CPU seconds of a process and its direct children (the worker and its pool processes)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            pid = int(stat.parent.name)
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, ValueError, IndexError):
-            continue
-        if pid == root_pid or int(fields[1]) == root_pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 # --- Documents -----------------------------------------------------------------------------------------

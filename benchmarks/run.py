@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import re
-import resource
 import signal
 import socket
 import statistics
@@ -36,7 +35,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
 import django  # noqa: E402
 import requests  # noqa: E402
 
-from benchmarks.common import code_version, database_ensure  # noqa: E402
+from benchmarks.common import code_version, database_ensure, own_cpu, process_group_cpu  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 BENCH_USER = "bench-manager"
@@ -206,25 +205,6 @@ def login(base: str) -> dict[str, str]:
     return session.cookies.get_dict()
 
 
-def process_group_cpu(root_pid: int) -> float:
-    """CPU seconds (user + system) used so far by a process and its direct children (gunicorn workers)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            pid = int(stat.parent.name)
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, ValueError, IndexError):
-            continue
-        if pid == root_pid or int(fields[1]) == root_pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def client_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 @dataclass
 class Run:
     url: str
@@ -308,10 +288,10 @@ def load(
     for thread in threads:
         thread.start()
     time.sleep(max(0.0, measure_from - time.monotonic()))
-    cpu_before = (process_group_cpu(server_pid) if server_pid else 0.0), client_cpu()
+    cpu_before = (process_group_cpu(server_pid) if server_pid else 0.0), own_cpu()
     for thread in threads:
         thread.join()
-    cpu_after = (process_group_cpu(server_pid) if server_pid else 0.0), client_cpu()
+    cpu_after = (process_group_cpu(server_pid) if server_pid else 0.0), own_cpu()
     samples = sorted(x for per in latencies for x in per)
     if len(samples) < 2:
         raise RuntimeError(f"{url}: fewer than 2 requests completed")

@@ -207,7 +207,8 @@ def _to_wire(value: Any, shape: Shape) -> Any:
     return value
 
 
-_EXPECTED = {
+# JSON types each botocore shape type accepts on the wire (also used by the fixtures' drift check).
+WIRE_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
     "long": (int,),
@@ -240,8 +241,8 @@ def _type_errors(value: Any, shape: Shape, path: str) -> Iterator[str]:
     elif kind == "map":
         if not isinstance(value, dict):
             yield f"{path}: expected an object, got {type(value).__name__}"
-    elif kind in _EXPECTED:
-        ok = isinstance(value, _EXPECTED[kind]) and not (kind != "boolean" and isinstance(value, bool))
+    elif kind in WIRE_TYPES:
+        ok = isinstance(value, WIRE_TYPES[kind]) and not (kind != "boolean" and isinstance(value, bool))
         if not ok:
             yield f"{path}: expected {kind}, got {json.dumps(value)[:40]}"
 

@@ -229,6 +229,14 @@ CELERY_BEAT_SCHEDULE = {
     "action-runs-sweep": {"task": "playbooks.tasks.action_runs_sweep_task", "schedule": 300},
 }
 
+# Reconcile (R3): beat re-enqueues, from the database, payloads left "received" and action runs left
+# "queued" for longer than the grace period: work a lost or wiped broker would otherwise drop.
+WATCHPOST_RECONCILE_GRACE_SECONDS = env.int("WATCHPOST_RECONCILE_GRACE_SECONDS", default=600)
+CELERY_BEAT_SCHEDULE["pending-work-reconcile"] = {
+    "task": "incidents.tasks.pending_work_reconcile_task",
+    "schedule": env.int("WATCHPOST_RECONCILE_INTERVAL_SECONDS", default=300),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

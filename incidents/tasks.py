@@ -1,16 +1,21 @@
 """Thin tasks: take an id, call a service."""
 
+from datetime import timedelta
+
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from incidents.models import Evidence
 from incidents.services import evidence_verify
+from incidents.services.findings import payload_process_pending
 from incidents.services.ingest_sources import (
     guardduty_poll,
     poll_cursor_ids_enabled,
     poll_cursors_ensure,
     sqs_consume,
 )
+from incidents.services.reconcile import pending_work_reconcile
 from integrations.errors import TransientIntegrationError
 
 
@@ -64,3 +69,31 @@ def guardduty_poll_all_task() -> int:
     for cursor_id in ids:
         guardduty_poll_task.delay(cursor_id)
     return len(ids)
+
+
+# Database outages (a PostgreSQL restart or failover) end the current statement with OperationalError
+# or InterfaceError; the task is retried with backoff instead of being dropped (R4). The services it
+# calls converge when run again, so a retry after a half-done attempt is safe.
+DB_RETRY = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 1,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@shared_task(bind=True, **DB_RETRY)
+def payload_process_task(self, payload_id: int) -> dict[str, int] | None:  # type: ignore[no-untyped-def]
+    """Process a stored inbound payload (queued by the reconcile sweep); a finished one is skipped."""
+    report = payload_process_pending(payload_id=payload_id)
+    return None if report is None else report.counts
+
+
+@shared_task(acks_late=True)
+def pending_work_reconcile_task() -> dict[str, int]:
+    """Periodic (beat): re-enqueue, from the database, the work the broker may have lost (R3)."""
+    grace = timedelta(seconds=settings.WATCHPOST_RECONCILE_GRACE_SECONDS)
+    return pending_work_reconcile(older_than=grace).counts

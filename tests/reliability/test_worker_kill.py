@@ -1,0 +1,106 @@
+"""R1: a Celery worker SIGKILLed in the middle of 300 idempotent tasks loses none and applies each once.
+
+The tasks are the application's own (`payload_process_task`: one stored GuardDuty payload → finding,
+incident, checklist, timeline), consumed by a real prefork worker from a private Redis. Faults: SIGKILL
+of the pool child that is running a task, then SIGKILL of the whole worker (main process and children),
+then a fresh worker. The control run acknowledges early (Celery's default) and must lose tasks: that
+proves the harness can see a loss.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from incidents.models import Finding, InboundPayload, Incident, QuarantinedDocument, TimelineEvent
+from tests.reliability.conftest import payloads_store
+from tests.reliability.procs import Worker, child_env, in_flight, publish, wait_for
+
+pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
+
+N = 300
+TASK = "incidents.tasks.payload_process_task"
+VISIBILITY = 3  # seconds; the harness restores unacknowledged messages after this
+
+
+def accepted() -> int:
+    return InboundPayload.objects.filter(status=InboundPayload.Status.ACCEPTED).count()
+
+
+def _kill_a_busy_child(worker: Worker, inflight: Path) -> int:
+    """SIGKILL the pool child that is inside a task right now (its marker names it); the payload id."""
+    import os
+    import signal
+
+    assert wait_for(lambda: in_flight(inflight), timeout=20), worker.log_tail()
+    pid, payload_id = in_flight(inflight)[0]
+    os.kill(pid, signal.SIGKILL)
+    return payload_id
+
+
+def _run(redis: Any, tmp_path: Path, *, early_ack: bool) -> dict[str, int]:
+    inflight = tmp_path / "inflight"
+    inflight.mkdir()
+    env = child_env(
+        broker_url=redis.url,
+        WP_REL_VISIBILITY=str(VISIBILITY),
+        WP_REL_DELAY="0.06",
+        WP_REL_INFLIGHT=str(inflight),
+        **({"WP_REL_EARLY_ACK": "1"} if early_ack else {}),
+    )
+    # given: 300 stored payloads and one task each on the broker
+    ids = payloads_store(N)
+    publish(redis.url, TASK, [[payload_id] for payload_id in ids])
+    worker = Worker(env, tmp_path / "worker.log")
+    worker.start()
+    try:
+        # when: a pool child dies mid-task, then the whole worker, then a new worker takes over
+        assert wait_for(lambda: accepted() >= 60, timeout=60), worker.log_tail()
+        killed_in_child = _kill_a_busy_child(worker, inflight)
+        assert wait_for(lambda: accepted() >= 150, timeout=60), worker.log_tail()
+        assert wait_for(lambda: in_flight(inflight), timeout=20), worker.log_tail()
+        busy_at_kill = {payload_id for _, payload_id in in_flight(inflight)}
+        worker.kill()
+        for marker in inflight.iterdir():
+            marker.unlink()  # the killed children could not remove theirs
+        worker.start()
+        client = redis.client()
+
+        def drained() -> bool:
+            return client.llen("celery") == 0 and client.hlen("unacked") == 0 and not in_flight(inflight)
+
+        # then (both runs): wait until the broker holds nothing and nothing runs, twice a visibility timeout apart
+        assert wait_for(drained, timeout=120), worker.log_tail()
+        wait_for(lambda: accepted() == N, timeout=2 * VISIBILITY + 2)
+        assert wait_for(drained, timeout=60), worker.log_tail()
+    finally:
+        worker.stop()
+    return {
+        "accepted": accepted(),
+        "killed_in_child": killed_in_child,
+        "busy_at_kill": len(busy_at_kill),
+        "findings": Finding.objects.count(),
+        "incidents": Incident.objects.count(),
+        "created_events": TimelineEvent.objects.filter(kind=TimelineEvent.Kind.CREATED).count(),
+        "finding_events": TimelineEvent.objects.filter(kind=TimelineEvent.Kind.FINDING).count(),
+        "quarantined": QuarantinedDocument.objects.count(),
+    }
+
+
+def test_worker_killed_mid_run_loses_no_task_and_applies_each_once(redis_factory, playbook, tmp_path) -> None:
+    redis = redis_factory(appendonly=False)
+    result = _run(redis, tmp_path, early_ack=False)
+    # then: every task ran to the end, and each side effect exists exactly once
+    assert result["accepted"] == N, result
+    assert result["findings"] == N and result["incidents"] == N, result
+    assert result["created_events"] == N and result["finding_events"] == N, result
+    assert result["quarantined"] == 0, result
+
+
+def test_control_early_ack_loses_the_tasks_that_were_running(redis_factory, playbook, tmp_path) -> None:
+    redis = redis_factory(appendonly=False)
+    result = _run(redis, tmp_path, early_ack=True)
+    # then: the tasks running at each kill were acknowledged before they ran, and are gone for good
+    lost = N - result["accepted"]
+    assert lost >= 2, result  # at least the child's task and one running at the whole-worker kill
+    assert InboundPayload.objects.filter(pk=result["killed_in_child"], status=InboundPayload.Status.RECEIVED).exists()

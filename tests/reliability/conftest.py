@@ -54,3 +54,25 @@ def payloads_store(count: int, *, tag: str = "rel") -> list[int]:
         payload_store(source=InboundPayload.Source.SQS, body=json.dumps(wire_finding(n, tag=tag)).encode()).pk
         for n in range(count)
     ]
+
+
+START_MS = 1_714_600_000_000  # 2024-05-01T21:46:40Z
+
+
+def timed_findings(count: int, *, tag: str = "gd") -> list[dict[str, Any]]:
+    """`count` wire findings, number n updated at START_MS + n seconds (so the cursor order is the number order)."""
+    from datetime import UTC, datetime
+
+    documents = []
+    for n in range(count):
+        document = wire_finding(n, tag=tag)
+        moment = datetime.fromtimestamp((START_MS + n * 1000) / 1000, tz=UTC)
+        document["updatedAt"] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        documents.append(document)
+    return documents
+
+
+def finding_ids_stored() -> set[str]:
+    from incidents.models import Finding
+
+    return set(Finding.objects.values_list("finding_id", flat=True))

@@ -1,0 +1,109 @@
+"""A GuardDuty findings endpoint on loopback, for tests that need real boto3 over HTTP (DOMAIN.md §4.2 option 2).
+
+moto has no ListFindings/GetFindings. This serves the two calls the poller makes, in the REST-JSON
+shapes of botocore's service model, from a fixed list of findings (wire spelling), honouring the
+updatedAt ≥ filter, the ascending sort and nextToken paging. Every request is logged; a `fault`
+callable can answer any request with ThrottlingException, as AWS does when a caller goes too fast.
+Point boto3 at it with AWS_ENDPOINT_URL_GUARDDUTY.
+"""
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+LIST = re.compile(r"^/detector/(?P<detector>[^/]+)/findings$")
+GET = re.compile(r"^/detector/(?P<detector>[^/]+)/findings/get$")
+
+
+@dataclass
+class Served:
+    operation: str
+    body: dict[str, Any]
+    status: int
+    ids: list[str] = field(default_factory=list)
+
+
+class FakeGuardDuty:
+    def __init__(self, findings: list[dict[str, Any]], *, fault: Callable[[int, str], bool] | None = None) -> None:
+        self.findings = sorted(findings, key=lambda f: (f["updatedAt"], f["id"]))
+        self.by_id = {f["id"]: f for f in self.findings}
+        self.fault = fault or (lambda number, operation: False)
+        self.log: list[Served] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> "FakeGuardDuty":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def served_ids(self) -> list[str]:
+        with self.lock:
+            return [i for entry in self.log if entry.status == 200 for i in entry.ids]
+
+    def _answer(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str, list[str]]:
+        with self.lock:
+            number = len(self.log)
+        if LIST.match(path):
+            operation = "ListFindings"
+        elif GET.match(path):
+            operation = "GetFindings"
+        else:
+            return 404, {"message": f"not served here: {path}"}, "", []
+        if self.fault(number, operation):
+            return 429, {"message": "Rate exceeded"}, "ThrottlingException", []
+        if operation == "GetFindings":
+            ids = [i for i in body.get("findingIds", []) if i in self.by_id]
+            return 200, {"findings": [self.by_id[i] for i in ids]}, "", ids
+        since = body.get("findingCriteria", {}).get("criterion", {}).get("updatedAt", {}).get("greaterThanOrEqual", 0)
+        start = int(body.get("nextToken") or 0)
+        size = int(body.get("maxResults") or 50)
+        matching = [f for f in self.findings if _ms(f["updatedAt"]) >= since]
+        page = matching[start : start + size]
+        reply: dict[str, Any] = {"findingIds": [f["id"] for f in page]}
+        if start + size < len(matching):
+            reply["nextToken"] = str(start + size)
+        return 200, reply, "", []
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                status, reply, error, ids = fake._answer(self.path, body)
+                operation = "GetFindings" if self.path.endswith("/get") else "ListFindings"
+                with fake.lock:
+                    fake.log.append(Served(operation, body, status, ids))
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if error:
+                    self.send_header("x-amzn-ErrorType", error)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                return
+
+        return Handler
+
+
+def _ms(value: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)

@@ -25,6 +25,9 @@ class Served:
     body: dict[str, Any]
     status: int
     ids: list[str] = field(default_factory=list)
+    # botocore's `amz-sdk-request: attempt=N; max=M` header: which attempt of one call this was.
+    attempt: int = 0
+    max_attempts: int = 0
 
 
 class FakeGuardDuty:
@@ -86,8 +89,12 @@ class FakeGuardDuty:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 status, reply, error, ids = fake._answer(self.path, body)
                 operation = "GetFindings" if self.path.endswith("/get") else "ListFindings"
+                sdk = dict(
+                    part.strip().split("=", 1) for part in self.headers.get("amz-sdk-request", "").split(";") if "=" in part
+                )
+                served = Served(operation, body, status, ids, int(sdk.get("attempt", 0)), int(sdk.get("max", 0)))
                 with fake.lock:
-                    fake.log.append(Served(operation, body, status, ids))
+                    fake.log.append(served)
                 data = json.dumps(reply).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

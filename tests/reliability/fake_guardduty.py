@@ -90,7 +90,9 @@ class FakeGuardDuty:
                 status, reply, error, ids = fake._answer(self.path, body)
                 operation = "GetFindings" if self.path.endswith("/get") else "ListFindings"
                 sdk = dict(
-                    part.strip().split("=", 1) for part in self.headers.get("amz-sdk-request", "").split(";") if "=" in part
+                    part.strip().split("=", 1)
+                    for part in self.headers.get("amz-sdk-request", "").split(";")
+                    if "=" in part
                 )
                 served = Served(operation, body, status, ids, int(sdk.get("attempt", 0)), int(sdk.get("max", 0)))
                 with fake.lock:

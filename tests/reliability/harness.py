@@ -12,8 +12,11 @@ for through the environment:
   ingesting and half before marking the payload done, with a marker file `<pid>-<payload id>` while
   it runs. That widens the window in which a kill lands in the middle of a task, and tells the test
   which pool child to kill, so the fault is injected at a known point rather than by luck.
+- WP_REL_PAGE_DELAY=<s> (with WP_REL_INFLIGHT): the poller pauses between fetching a page and
+  storing it, with a marker file `<pid>-<cursor id>`, for the backfill test to kill it there.
 - WP_REL_CURSOR_FIRST=1: the negative control of the backfill test. The poller moves its cursor
-  before it processes a page (the bug the real poller avoids), so a kill in between loses the page.
+  when it has fetched a page, before committing it (the bug the real poller avoids), so a kill in
+  between loses the page.
 """
 
 import os
@@ -46,36 +49,31 @@ def _patch_delay(delay: float, inflight: Path) -> None:
     findings._payload_close = close  # type: ignore[assignment]
 
 
-def _patch_cursor_first(delay: float) -> None:
+def _patch_page_window(delay: float, inflight: Path, *, cursor_first: bool) -> None:
+    """A pause between fetching a GuardDuty page and storing it, marked by `<pid>-<cursor id>`.
+
+    With cursor_first (the control), the cursor is moved to the page's end before the pause: the bug
+    of advancing a cursor on fetch rather than after commit.
+    """
     from incidents.services import ingest_sources
     from integrations.models import PollCursor
 
-    real_process = ingest_sources.payload_process
+    real_page_ingest = ingest_sources._page_ingest
 
-    def process(*, payload_id: int) -> Any:
-        from incidents.models import InboundPayload
+    def page_ingest(cursor: Any, page: Any) -> Any:
+        marker = inflight / f"{os.getpid()}-{cursor.pk}"
+        marker.touch()
+        try:
+            if cursor_first:
+                PollCursor.objects.filter(pk=cursor.pk, updated_at_ms__lt=page.max_updated_ms).update(
+                    updated_at_ms=page.max_updated_ms
+                )
+            time.sleep(delay)
+            return real_page_ingest(cursor, page)
+        finally:
+            marker.unlink(missing_ok=True)
 
-        meta = InboundPayload.objects.get(pk=payload_id).meta
-        PollCursor.objects.filter(pk=meta["cursor"], updated_at_ms__lt=meta["max_updated_ms"]).update(
-            updated_at_ms=meta["max_updated_ms"]
-        )
-        time.sleep(delay)
-        return real_process(payload_id=payload_id)
-
-    ingest_sources.payload_process = process  # type: ignore[assignment]
-
-
-def _patch_page_delay(delay: float) -> None:
-    """The same window for the protected poller: a pause after the page is stored, before it is processed."""
-    from incidents.services import ingest_sources
-
-    real_process = ingest_sources.payload_process
-
-    def process(*, payload_id: int) -> Any:
-        time.sleep(delay)
-        return real_process(payload_id=payload_id)
-
-    ingest_sources.payload_process = process  # type: ignore[assignment]
+    ingest_sources._page_ingest = page_ingest  # type: ignore[assignment]
 
 
 def worker(concurrency: int) -> None:
@@ -84,7 +82,6 @@ def worker(concurrency: int) -> None:
 
     django.setup()
     from config.celery import app
-
     from incidents import tasks
 
     if os.environ.get("WP_REL_EARLY_ACK") == "1":
@@ -100,13 +97,12 @@ def worker(concurrency: int) -> None:
     if delay := os.environ.get("WP_REL_DELAY"):
         _patch_delay(float(delay), Path(os.environ["WP_REL_INFLIGHT"]))
     if page_delay := os.environ.get("WP_REL_PAGE_DELAY"):
-        if os.environ.get("WP_REL_CURSOR_FIRST") == "1":
-            _patch_cursor_first(float(page_delay))
-        else:
-            _patch_page_delay(float(page_delay))
+        cursor_first = os.environ.get("WP_REL_CURSOR_FIRST") == "1"
+        _patch_page_window(float(page_delay), Path(os.environ["WP_REL_INFLIGHT"]), cursor_first=cursor_first)
+    log_level = os.environ.get("WP_REL_LOGLEVEL", "WARNING")
     app.worker_main(
-        ["worker", "--pool=prefork", f"--concurrency={concurrency}", f"--loglevel={os.environ.get('WP_REL_LOGLEVEL', 'WARNING')}",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", f"--hostname=rel-{os.getpid()}@localhost"]
+        ["worker", "--pool=prefork", f"--concurrency={concurrency}", f"--loglevel={log_level}", "--without-gossip",
+         "--without-mingle", "--without-heartbeat", f"--hostname=rel-{os.getpid()}@localhost"]
     )  # fmt: skip
 
 

@@ -61,7 +61,9 @@ class RedisServer:
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         # The persistence options are the ones docker-compose.yml gives the production Redis.
-        persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.appendonly else ["--appendonly", "no"]
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"] if self.appendonly else ["--appendonly", "no"]
+        )
         self.process = subprocess.Popen(  # noqa: S603 - fixed arguments, our own binary lookup
             [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--dir", str(self.directory),
              "--protected-mode", "yes", *persistence],
@@ -100,7 +102,8 @@ def own_database_url() -> str:
     settings = connection.settings_dict
     user = settings.get("USER") or "postgres"
     password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{settings.get('HOST') or '127.0.0.1'}:{settings.get('PORT') or 5432}/{settings['NAME']}"
+    host, port = settings.get("HOST") or "127.0.0.1", settings.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
 
 
 def child_env(*, broker_url: str, database_url: str | None = None, **extra: str) -> dict[str, str]:

@@ -2,9 +2,9 @@
 
 Real boto3 over HTTP against a loopback GuardDuty endpoint (fake_guardduty) that answers a seeded 30% of
 requests with ThrottlingException (HTTP 429). Two layers absorb it: botocore's standard retry mode
-(max_attempts=3 retries, so at most 4 attempts per call, integrations.aws.session.CLIENT_CONFIG) and the task's own retry
-(incidents.tasks.AWS_RETRY, at most 5 retries, each resuming from the cursor). The control turns both
-off and must lose data.
+(max_attempts=3 retries, so at most 4 attempts per call: integrations.aws.session.CLIENT_CONFIG) and
+the task's own retry (incidents.tasks.AWS_RETRY, at most 5 retries, each resuming from the cursor).
+The control turns both off and must lose data.
 """
 
 import random

@@ -47,7 +47,8 @@ def delay_hazards(source: str, *, name: str, limit: float) -> Iterator[str]:
             if keyword.arg in ("countdown", "eta"):
                 bound = _bound(keyword.value)
                 if bound is None or bound >= limit:
-                    yield f"{name}:{node.lineno} {keyword.arg}={ast.unparse(keyword.value)} (bound {bound}, limit {limit})"
+                    expression = ast.unparse(keyword.value)
+                    yield f"{name}:{node.lineno} {keyword.arg}={expression} (bound {bound}, limit {limit})"
 
 
 def test_settings_and_every_task_stay_under_half_the_visibility_timeout() -> None:

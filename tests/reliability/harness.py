@@ -106,8 +106,23 @@ def worker(concurrency: int) -> None:
     )  # fmt: skip
 
 
+def backlog(count: int) -> None:
+    """Store `count` one-finding payloads in this environment's database and queue a task for each."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from incidents.tasks import payload_process_task
+    from tests.reliability.conftest import payloads_store
+
+    for payload_id in payloads_store(count, tag="backlog"):
+        payload_process_task.delay(payload_id)
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "worker":
         worker(int(sys.argv[2]) if len(sys.argv) > 2 else 2)
+    elif len(sys.argv) == 3 and sys.argv[1] == "backlog":
+        backlog(int(sys.argv[2]))
     else:
-        raise SystemExit("usage: python -m tests.reliability.harness worker [concurrency]")
+        raise SystemExit("usage: python -m tests.reliability.harness worker [concurrency] | backlog <count>")

@@ -90,6 +90,7 @@ def _run(redis: Any, tmp_path: Path, *, early_ack: bool) -> dict[str, int]:
 def test_worker_killed_mid_run_loses_no_task_and_applies_each_once(redis_factory, playbook, tmp_path) -> None:
     redis = redis_factory(appendonly=False)
     result = _run(redis, tmp_path, early_ack=False)
+    print("R1:", result)
     # then: every task ran to the end, and each side effect exists exactly once
     assert result["accepted"] == N, result
     assert result["findings"] == N and result["incidents"] == N, result
@@ -100,6 +101,7 @@ def test_worker_killed_mid_run_loses_no_task_and_applies_each_once(redis_factory
 def test_control_early_ack_loses_the_tasks_that_were_running(redis_factory, playbook, tmp_path) -> None:
     redis = redis_factory(appendonly=False)
     result = _run(redis, tmp_path, early_ack=True)
+    print("R1 control:", result, "lost:", N - result["accepted"])
     # then: the tasks running at each kill were acknowledged before they ran, and are gone for good
     lost = N - result["accepted"]
     assert lost >= 2, result  # at least the child's task and one running at the whole-worker kill

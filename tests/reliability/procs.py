@@ -228,11 +228,11 @@ class PostgresServer:
                   str(self.root / "server.log"), "-m", "fast", "-w", "restart")  # fmt: skip
 
     def createdb(self, name: str) -> None:
-        subprocess.run([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name],
-                       check=True)  # noqa: S603  # fmt: skip
+        command = [str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name]
+        subprocess.run(command, check=True)  # noqa: S603
 
     def destroy(self) -> None:
         if self.data.exists():
-            subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603  # fmt: skip
+            command = [*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]
+            subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
         shutil.rmtree(self.root, ignore_errors=True)

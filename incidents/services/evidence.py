@@ -5,6 +5,8 @@ server-side name. A download re-hashes the stored bytes and refuses on mismatch.
 """
 
 import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import IO
 
 from django.conf import settings
@@ -190,9 +192,36 @@ def evidence_open_verified(*, evidence_id: int, actor: User, source_address: str
 
 def evidence_verify(*, evidence_id: int) -> bool:
     """Background re-verification (worker): records the result either way."""
-    evidence = Evidence.objects.get(pk=evidence_id)
-    observed = _stored_sha256(evidence)
-    ok = observed == evidence.sha256
-    action = CustodyEvent.Action.VERIFIED if ok else CustodyEvent.Action.VERIFY_FAILED
-    _custody(evidence=evidence, action=action, actor=None, address=None, sha256=observed, detail="worker re-hash")
-    return ok
+    return _verify(Evidence.objects.get(pk=evidence_id), detail="worker re-hash").ok
+
+
+@dataclass(frozen=True)
+class EvidenceCheck:
+    evidence_id: int
+    incident_id: int
+    name: str
+    recorded: str
+    observed: str  # the hash of the stored bytes now, or "missing"
+
+    @property
+    def ok(self) -> bool:
+        return self.observed == self.recorded
+
+
+def _verify(evidence: Evidence, *, detail: str) -> EvidenceCheck:
+    check = EvidenceCheck(
+        evidence_id=evidence.pk,
+        incident_id=evidence.incident_id,
+        name=evidence.original_name,
+        recorded=evidence.sha256,
+        observed=_stored_sha256(evidence),
+    )
+    action = CustodyEvent.Action.VERIFIED if check.ok else CustodyEvent.Action.VERIFY_FAILED
+    _custody(evidence=evidence, action=action, actor=None, address=None, sha256=check.observed, detail=detail)
+    return check
+
+
+def evidence_verify_all(*, detail: str = "verify_evidence") -> Iterator[EvidenceCheck]:
+    """Re-hash every stored file, oldest first; each result goes on that evidence's custody log."""
+    for evidence in Evidence.objects.order_by("pk").iterator(chunk_size=500):
+        yield _verify(evidence, detail=detail)

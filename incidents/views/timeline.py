@@ -100,7 +100,7 @@ def _csv_cell(value: Any) -> Any:
     # CSV/formula injection (ASVS 1.2.10): a cell a spreadsheet would evaluate gets a leading quote.
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
-    if isinstance(value, dict):
+    if isinstance(value, dict | list):  # JSON data as JSON (a list was written as a Python repr)
         return json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True)
     return value
 

@@ -58,7 +58,10 @@ def _value(data: atheris.FuzzedDataProvider, depth: int = 0) -> Any:
     if kind in (4, 5):
         return data.ConsumeUnicodeNoSurrogates(data.ConsumeIntInRange(0, 40))
     if kind == 6:
-        return data.PickValueInList(["2024-05-02T16:27:05.118Z", "2024-13-45T99:00:00Z", "0", "", "1e400", "-1"])
+        return data.PickValueInList(
+            ["2024-05-02T16:27:05.118Z", "2024-13-45T99:00:00Z", "0", "", "1e400", "-1", "7" * 4400, "[" * 1200,
+             '{"sample": true}', "NaN"]
+        )  # fmt: skip
     if kind == 7:
         return [_value(data, depth + 1) for _ in range(data.ConsumeIntInRange(0, 3))]
     return {data.ConsumeUnicodeNoSurrogates(8): _value(data, depth + 1) for _ in range(data.ConsumeIntInRange(0, 3))}
@@ -114,4 +117,6 @@ def test_one_input(raw: bytes) -> None:
 
 if __name__ == "__main__":
     seeds = [path.read_bytes() for path in sorted(FIXTURES.rglob("*")) if path.is_file() and path.suffix != ".py"]
+    # Shapes that broke the parser before (RecursionError, int-digit ValueError): kept as regression seeds.
+    seeds += [b"[" * 1200, b'{"a":' * 1200, b"[" + b"7" * 4400 + b"]", b'{"Type": "Notification", "Message": "[[[["}']
     fuzz(test_one_input, seeds=seeds, name="guardduty")

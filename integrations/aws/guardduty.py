@@ -136,7 +136,12 @@ def documents_from_bytes(body: bytes) -> list[Any]:
         raise FindingParseError(f"the payload is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     if not text.strip():
         raise FindingParseError("the payload is empty")
-    documents = list(_unwrap(_decode_json(text), depth=0))
+    try:
+        documents = list(_unwrap(_decode_json(text), depth=0))
+    except RecursionError as exc:  # "[[[[…" beyond the decoder's stack (fuzzing; now a seed of fuzz_guardduty.py)
+        raise FindingParseError("the JSON is nested too deeply") from exc
+    except ValueError as exc:  # JSON the decoder accepts but Python refuses, e.g. an integer over 4300 digits
+        raise FindingParseError(f"invalid JSON: {exc}") from exc
     if not documents:
         raise FindingParseError("the payload holds no findings")
     return documents
@@ -348,7 +353,7 @@ def _is_sample(wire: dict[str, Any]) -> bool:
         return True
     try:
         value = json.loads(info.get("value") or "{}")
-    except (TypeError, json.JSONDecodeError):
+    except (TypeError, ValueError, RecursionError):  # not JSON, an over-long integer, or nested too deep
         return False
     return isinstance(value, dict) and value.get("sample") is True
 

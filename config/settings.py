@@ -19,6 +19,9 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("WATCHPOST_DEBUG", default=False)
 # The embedded default key is for `make run` on a laptop only; `check --deploy` flags it in production.
 SECRET_KEY = env.str("WATCHPOST_SECRET_KEY", default="insecure-embedded-dev-key-change-me")
+# Keys the audit and custody hash chains (HMAC). Keep it outside the database, and stable: changing it
+# makes `verify_audit` report every existing link. Defaults to a key derived from SECRET_KEY.
+WATCHPOST_AUDIT_KEY = env.str("WATCHPOST_AUDIT_KEY", default="") or f"audit-chain:{SECRET_KEY}"
 ALLOWED_HOSTS = env.list("WATCHPOST_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("WATCHPOST_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -51,6 +54,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "config.middleware.SecurityHeadersMiddleware",
+    # One tamper-evident audit row per state-changing request, whatever the view did.
+    "config.middleware.AuditMiddleware",
     # AxesMiddleware must be last: it turns a lockout into the lockout response.
     "axes.middleware.AxesMiddleware",
 ]

@@ -17,6 +17,7 @@ from incidents import permissions, timeline
 from incidents.errors import EvidenceIntegrityError, EvidenceRejectedError
 from incidents.models import CustodyEvent, Evidence
 from incidents.selectors import incident_queryset_for_user
+from incidents.services.audit import CUSTODY, chain_append, custody_fields
 from incidents.services.incidents import _locked, _require_open
 
 CHUNK = 1024 * 1024
@@ -69,9 +70,11 @@ def _custody(
     sha256: str,
     detail: str = "",
 ) -> CustodyEvent:
-    return CustodyEvent.objects.create(
+    event = CustodyEvent(
         evidence=evidence, action=action, actor=actor, source_address=address, sha256=sha256, detail=detail[:300]
     )
+    chain_append(chain=CUSTODY, row=event, fields=custody_fields(event))
+    return event
 
 
 def evidence_add(

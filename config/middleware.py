@@ -56,3 +56,40 @@ class AuditMiddleware:
                 address=request.META.get("REMOTE_ADDR"),
             )
         return response
+
+
+class SessionTimeoutMiddleware:
+    """End a browser session after WATCHPOST_SESSION_IDLE_SECONDS without a request, and after
+    WATCHPOST_SESSION_ABSOLUTE_SECONDS in all, whatever the activity (ASVS 7.3).
+
+    `logout()` flushes the session row, so the cookie is dead on the server, not only in the browser.
+    The last-seen time is written at most once a minute: a session save on every request would cost
+    a database write per click.
+    """
+
+    WRITE_EVERY = 60
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and hasattr(request, "session"):
+            self._check(request)
+        return self.get_response(request)
+
+    def _check(self, request: HttpRequest) -> None:
+        import time
+
+        from django.conf import settings
+        from django.contrib.auth import logout
+
+        now = int(time.time())
+        session = request.session
+        started, seen = session.setdefault("wp_started", now), session.get("wp_seen", now)
+        idle, absolute = settings.WATCHPOST_SESSION_IDLE_SECONDS, settings.WATCHPOST_SESSION_ABSOLUTE_SECONDS
+        if now - seen > idle or now - started > absolute:
+            logout(request)
+            return
+        if now - seen >= self.WRITE_EVERY or "wp_seen" not in session:
+            session["wp_seen"] = now

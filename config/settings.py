@@ -48,6 +48,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.middleware.SessionTimeoutMiddleware",
     # Django 5.1+: every view needs a login unless it is marked @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -150,6 +151,10 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("WATCHPOST_SESSION_AGE_SECONDS", default=8 * 3600)
+# A browser session ends after this long without a request (idle), and after the absolute lifetime
+# whatever the activity; both are checked on the server (config.middleware.SessionTimeoutMiddleware).
+WATCHPOST_SESSION_IDLE_SECONDS = env.int("WATCHPOST_SESSION_IDLE_SECONDS", default=30 * 60)
+WATCHPOST_SESSION_ABSOLUTE_SECONDS = env.int("WATCHPOST_SESSION_ABSOLUTE_SECONDS", default=SESSION_COOKIE_AGE)
 SESSION_COOKIE_SECURE = env.bool("WATCHPOST_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 CSRF_COOKIE_HTTPONLY = True

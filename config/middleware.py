@@ -1,5 +1,6 @@
 """Response headers Django 5.2 does not set by itself."""
 
+import logging
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
@@ -25,6 +26,16 @@ class SecurityHeadersMiddleware:
 
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+security_log = logging.getLogger("watchpost.security")
+
+
+def _denial_log(request: HttpRequest, status: int) -> None:
+    """Every refusal (S13), pages and API alike: who, from where, what; never headers or cookies."""
+    user = getattr(request, "user", None)
+    name = user.get_username() if user is not None and user.is_authenticated else "-"
+    path = request.path.replace("\n", "\\n").replace("\r", "\\r")[:300]
+    address = request.META.get("REMOTE_ADDR", "-")
+    security_log.warning("denied status=%s user=%s address=%s %s %s", status, name, address, request.method, path)
 
 
 class AuditMiddleware:
@@ -39,6 +50,8 @@ class AuditMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
+        if response.status_code in (401, 403):
+            _denial_log(request, response.status_code)
         if request.method in UNSAFE_METHODS:
             from incidents.services.audit import audit_record  # models are not ready at import time
 

@@ -101,13 +101,13 @@ def payload_process_pending(*, payload_id: int) -> IngestReport | None:
     """Process a stored payload that nothing has finished yet (the queued path); None when it is done.
 
     Safe to run twice (a redelivered task, or the reconcile job re-enqueueing it): a payload that
-    is no longer "received" is left alone, and findings ingest idempotently. Quarantine rows left by
-    an attempt that died half-way are dropped first, so the re-run records each rejection once.
+    is no longer "received" is left alone, and findings ingest idempotently. A one-chunk payload is
+    processed in one transaction, so an attempt that died left nothing behind; a larger one may keep
+    the quarantine rows of its first chunks, which the re-run records again (never fewer).
     """
     payload = InboundPayload.objects.filter(pk=payload_id, status=InboundPayload.Status.RECEIVED).first()
     if payload is None:
         return None
-    QuarantinedDocument.objects.filter(payload=payload, resolved_at__isnull=True).delete()
     return _payload_process(payload)
 
 

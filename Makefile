@@ -47,17 +47,17 @@ test-reliability: install-dev
 	./scripts/services.sh
 	$(TEST_ENV) $(BIN)/pytest -p no:cacheprovider tests/reliability $(ARGS)
 
-## make fuzz: each atheris target, 10^5 executions, 0 crashes (fuzz/README.md).
+## make fuzz: each atheris target, 10^5 executions, 0 crashes (fuzz/README.md). `make -j2 fuzz` runs two at once.
 FUZZ_TARGETS := fuzz_guardduty fuzz_markdown fuzz_timeline_csv
 FUZZ_RUNS ?= 100000
-fuzz: install-dev
-	mkdir -p var/fuzz
-	set -e; for target in $(FUZZ_TARGETS); do \
-		echo "== $$target ($(FUZZ_RUNS) runs)"; \
-		$(TEST_ENV) $(BIN)/python fuzz/$$target.py -runs=$(FUZZ_RUNS) > var/fuzz/$$target.log 2>&1 \
-			|| { tail -n 40 var/fuzz/$$target.log; echo "FUZZ CRASH in $$target (log: var/fuzz/$$target.log)"; exit 1; }; \
-		grep -E "DONE|^Done " var/fuzz/$$target.log; \
-	done
+fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
+
+fuzz-%: install-dev
+	@mkdir -p var/fuzz
+	@echo "== $* ($(FUZZ_RUNS) runs)"
+	@$(TEST_ENV) $(BIN)/python fuzz/$*.py -runs=$(FUZZ_RUNS) > var/fuzz/$*.log 2>&1 \
+		|| { tail -n 40 var/fuzz/$*.log; echo "FUZZ CRASH in $* (log: var/fuzz/$*.log)"; exit 1; }
+	@grep -E "^Done " var/fuzz/$*.log | sed "s/^/$*: /"
 
 ## make security: static analysis alone (bandit, high severity; config in pyproject.toml).
 security: install-dev

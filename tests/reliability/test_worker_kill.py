@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from incidents.models import Finding, InboundPayload, Incident, QuarantinedDocument, TimelineEvent
+from playbooks.models import ChecklistItem, PlaybookStep
 from tests.reliability.conftest import payloads_store
 from tests.reliability.procs import Worker, child_env, in_flight, publish, wait_for
 
@@ -35,6 +36,7 @@ def _kill_a_busy_child(worker: Worker, inflight: Path) -> int:
     assert wait_for(lambda: in_flight(inflight), timeout=20), worker.log_tail()
     pid, payload_id = in_flight(inflight)[0]
     os.kill(pid, signal.SIGKILL)
+    (inflight / f"{pid}-{payload_id}").unlink()  # the dead child cannot remove its marker
     return payload_id
 
 
@@ -84,6 +86,8 @@ def _run(redis: Any, tmp_path: Path, *, early_ack: bool) -> dict[str, int]:
         "created_events": TimelineEvent.objects.filter(kind=TimelineEvent.Kind.CREATED).count(),
         "finding_events": TimelineEvent.objects.filter(kind=TimelineEvent.Kind.FINDING).count(),
         "quarantined": QuarantinedDocument.objects.count(),
+        "checklist_items": ChecklistItem.objects.count(),
+        "steps": PlaybookStep.objects.count(),
     }
 
 
@@ -96,6 +100,7 @@ def test_worker_killed_mid_run_loses_no_task_and_applies_each_once(redis_factory
     assert result["findings"] == N and result["incidents"] == N, result
     assert result["created_events"] == N and result["finding_events"] == N, result
     assert result["quarantined"] == 0, result
+    assert result["checklist_items"] == N * result["steps"], result  # one checklist per incident, not two
 
 
 def test_control_early_ack_loses_the_tasks_that_were_running(redis_factory, playbook, tmp_path) -> None:

@@ -144,10 +144,9 @@ def _csv_cell(value: Any) -> Any:
 
 def _csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     writer = csv.writer(_Echo())
-    yield writer.writerow(["id", "occurred_at", "recorded_at", "kind", "actor", "summary", "data", "lane"])
+    yield writer.writerow(["id", "occurred_at", "recorded_at", "kind", "actor", "summary", "data"])
     for row in rows:
-        lane = LANE_OF_KIND.get(row["kind"], "")
-        yield writer.writerow([_csv_cell(row[field]) for field in TIMELINE_EXPORT_FIELDS] + [lane])
+        yield writer.writerow([_csv_cell(row[field]) for field in TIMELINE_EXPORT_FIELDS])
 
 
 def _json_chunks(incident: Incident, rows: Iterable[dict[str, Any]]) -> Iterator[str]:

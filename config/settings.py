@@ -63,7 +63,7 @@ AUTHENTICATION_BACKENDS = [
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "incidents:list"
+LOGIN_REDIRECT_URL = "home"  # managers land on the dashboard, others on the list
 LOGOUT_REDIRECT_URL = "login"
 
 TEMPLATES = [

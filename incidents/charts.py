@@ -47,6 +47,7 @@ class Bar:
     height: float
     label: str  # "MTTA 42 min", for the tooltip and the text at the bar's end
     text_x: float
+    text_y: float
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class BarGroup:
     url: str
     y: float
     label_y: float
+    sublabel_y: float
     bars: list[Bar]
 
 
@@ -72,10 +74,10 @@ class BarChart:
     empty: bool
 
 
-BAR_HEIGHT = 11
-GROUP_GAP = 14
-LEFT = 190
-RIGHT = 110
+BAR_HEIGHT = 15
+GROUP_GAP = 16
+LEFT = 350
+RIGHT = 130
 TOP = 24
 
 
@@ -94,9 +96,19 @@ def bar_chart(*, title: str, rows: Sequence[tuple[str, str, str, HasMeasures]], 
             bar_width = 0.0 if value is None else plot_width * (value.total_seconds() / 60) / top
             text = f"{name} {short_duration(value) if value is not None else 'n/a'}"
             bars.append(
-                Bar(key, LEFT, y + i * BAR_HEIGHT, max(bar_width, 0.0), BAR_HEIGHT - 2, text, LEFT + bar_width + 4)
+                Bar(
+                    series=key,
+                    x=LEFT,
+                    y=y + i * BAR_HEIGHT,
+                    width=max(bar_width, 0.0),
+                    height=BAR_HEIGHT - 3,
+                    label=text,
+                    text_x=LEFT + bar_width + 5,
+                    text_y=y + i * BAR_HEIGHT + BAR_HEIGHT - 5,
+                )
             )
-        groups.append(BarGroup(label[:32], sublabel, url, y, y + 1.5 * BAR_HEIGHT, bars))
+        short = label if len(label) <= 46 else label[:45] + "…"
+        groups.append(BarGroup(short, sublabel, url, y, y + 1.3 * BAR_HEIGHT, y + 2.3 * BAR_HEIGHT, bars))
         y += len(SERIES) * BAR_HEIGHT + GROUP_GAP
     return BarChart(
         title=title,
@@ -136,7 +148,7 @@ class LineChart:
 
 
 def line_chart(
-    *, title: str, points: Sequence[tuple[date, HasMeasures]], width: int = 760, height: int = 260
+    *, title: str, points: Sequence[tuple[date, HasMeasures]], width: int = 1000, height: int = 240
 ) -> LineChart:
     """One line per measure over time; gaps (no value that day) simply connect the neighbours."""
     left, top, right, bottom_margin = 70, 16, 20, 34

@@ -40,10 +40,10 @@ def dashboard(request: AuthedRequest) -> HttpResponse:
         "by_type": by_type,
         "by_cluster": by_cluster,
         "type_chart": charts.bar_chart(
-            title="Response times by finding type", rows=[(r.label, f"{r.incidents} cases", r.url, r) for r in by_type]
+            title="Response times by finding type", rows=[(r.label, _cases(r.incidents), r.url, r) for r in by_type]
         ),
         "cluster_chart": charts.bar_chart(
-            title="Response times by cluster", rows=[(r.label, f"{r.incidents} cases", r.url, r) for r in by_cluster]
+            title="Response times by cluster", rows=[(r.label, _cases(r.incidents), r.url, r) for r in by_cluster]
         ),
         "trend_bucket": bucket,
         "trend_chart": charts.line_chart(title=f"Response times per {bucket}", points=[(p.day, p) for p in trend]),
@@ -51,3 +51,7 @@ def dashboard(request: AuthedRequest) -> HttpResponse:
         "clusters": metrics.open_by_cluster(user=user, now=now),
     }
     return render(request, "incidents/dashboard.html", context)
+
+
+def _cases(count: int) -> str:
+    return f"{count} case{'' if count == 1 else 's'}"

@@ -29,22 +29,23 @@ from incidents.views.common import AuthedRequest, int_or_none, service_errors
 
 Kind = TimelineEvent.Kind
 # Lanes: where an event came from. Every kind belongs to exactly one lane.
-LANES: tuple[tuple[str, str, frozenset[str]], ...] = (
-    ("finding", "Finding", frozenset({Kind.CREATED, Kind.FINDING})),
-    ("workflow", "Phase, people", frozenset({Kind.PHASE, Kind.FIELD, Kind.ASSIGNMENT})),
-    ("sla", "SLA", frozenset({Kind.SLA})),
-    ("checklist", "Checklist, decisions", frozenset({Kind.CHECKLIST, Kind.DECISION})),
-    ("actions", "Actions, queries", frozenset({Kind.ACTION})),
-    ("notes", "War-room notes", frozenset({Kind.NOTE})),
-    ("evidence", "Evidence", frozenset({Kind.EVIDENCE})),
-    ("analyst", "Analyst, review", frozenset({Kind.ANALYST, Kind.REVIEW})),
+# (key, column heading, filter label, kinds)
+LANES: tuple[tuple[str, str, str, frozenset[str]], ...] = (
+    ("finding", "Finding", "Finding", frozenset({Kind.CREATED, Kind.FINDING})),
+    ("workflow", "Phase", "Phase, people", frozenset({Kind.PHASE, Kind.FIELD, Kind.ASSIGNMENT})),
+    ("sla", "SLA", "SLA", frozenset({Kind.SLA})),
+    ("checklist", "Checklist", "Checklist, decisions", frozenset({Kind.CHECKLIST, Kind.DECISION})),
+    ("actions", "Actions", "Actions, queries", frozenset({Kind.ACTION})),
+    ("notes", "Notes", "War-room notes", frozenset({Kind.NOTE})),
+    ("evidence", "Evidence", "Evidence", frozenset({Kind.EVIDENCE})),
+    ("analyst", "Analyst", "Analyst, review", frozenset({Kind.ANALYST, Kind.REVIEW})),
 )
-LANE_OF_KIND = {kind: lane for lane, _, kinds in LANES for kind in kinds}
+LANE_OF_KIND = {kind: lane for lane, _, _, kinds in LANES for kind in kinds}
 
 
 def filters_from(request: AuthedRequest) -> TimelineFilters:
     lanes = set(request.GET.getlist("lane"))
-    picked = set(request.GET.getlist("kind")) | {kind for lane, _, kinds in LANES if lane in lanes for kind in kinds}
+    picked = set(request.GET.getlist("kind")) | {kind for lane, _, _, kinds in LANES if lane in lanes for kind in kinds}
     kinds = tuple(sorted(k for k in picked if k in TimelineEvent.Kind.values))
     order = request.GET.get("order", "asc")
     return TimelineFilters(
@@ -100,7 +101,7 @@ class TimelineRow:
 KIND_LABELS = dict(TimelineEvent.Kind.choices)
 
 
-LANE_MARKS = {lane: tuple(lane == other for other, _, _ in LANES) for lane, _, _ in LANES}
+LANE_MARKS = {lane: tuple(lane == other for other, *_ in LANES) for lane, *_ in LANES}
 
 
 def timeline_rows(events: list[Any]) -> list[TimelineRow]:

@@ -134,7 +134,7 @@ def _export(
         incident=incident,
         kind=timeline.Kind.EVIDENCE,
         actor=actor,
-        summary=f"Evidence bundle exported by {who}: {len(evidence)} file(s), bundle SHA-256 {sha256[:16]}…",
+        summary=f"Evidence bundle exported by {who}: {len(evidence)} evidence file(s), bundle SHA-256 {sha256[:16]}…",
         data={
             "bundle": bundle_filename(incident),
             "sha256": sha256,

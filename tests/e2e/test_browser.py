@@ -2,7 +2,9 @@
 
 import hashlib
 import io
+import json
 import re
+import zipfile
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -101,4 +103,21 @@ def test_manager_sees_sla_change_opens_timeline_and_exports_the_pdf(demo: str, p
     text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
     assert incident.title.split(" on ")[0] in " ".join(text.split())
     assert "Checklist" in text and "Confirm a ticket/case has been raised" in " ".join(text.split())
+
+    # and the evidence bundle downloads with hashes that check out
+    with page.expect_download() as bundle_info:
+        page.click("#post-incident button:has-text('Evidence bundle')")
+    archive = zipfile.ZipFile(bundle_info.value.path())
+    for entry in json.loads(archive.read("manifest.json")):
+        assert hashlib.sha256(archive.read(entry["path"])).hexdigest() == entry["sha256"]
+
+    # and the review page and the cluster's cross-incident timeline render
+    page.goto(f"{demo}/incidents/{incident.pk}/review/")
+    page.fill("#id_root_cause", "system:unauthenticated bound to system:discovery")
+    page.click("text=Save lessons learned")
+    expect(page.locator("#id_root_cause")).to_have_value("system:unauthenticated bound to system:discovery")
+    shot(page, "2-review")
+    page.goto(f"{demo}/incidents/clusters/{incident.cluster_name}/timeline/")
+    expect(page.locator("#timeline-rows")).to_contain_text(reference)
+    shot(page, "2-cluster-timeline")
     assert page.console_errors == []  # type: ignore[attr-defined]

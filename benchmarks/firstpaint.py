@@ -202,9 +202,8 @@ def main() -> int:
     for pair in pairs:
         verdict = "PASS" if pair.passed else "FAIL <<<"
         slowest = f"{pair.live.slowest_ms:.0f} / {pair.static.slowest_ms:.0f}"
-        lines.append(
-            f"{pair.name:10} {pair.live.median:8.0f} {pair.static.median:8.0f} {pair.ratio:6.2f} {slowest:>34}  {verdict}"
-        )
+        medians = f"{pair.live.median:8.0f} {pair.static.median:8.0f} {pair.ratio:6.2f}"
+        lines.append(f"{pair.name:10} {medians} {slowest:>34}  {verdict}")
     lines.append(f"goal: live ≤ {RATIO_GOAL} × static, no request over {REQUEST_CEILING_MS:.0f} ms")
     print("\n".join(lines))
     record = {

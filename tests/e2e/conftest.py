@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.db import connections
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 CHROMIUM = os.environ.get("WATCHPOST_CHROMIUM", "/usr/bin/chromium")
@@ -39,6 +40,7 @@ def demo(live_server, role_groups, settings, tmp_path: Path, monkeypatch) -> str
     monkeypatch.setenv("WATCHPOST_DEMO_PASSWORD", DEMO_PASSWORD)
     call_command("sync_playbooks", verbosity=0)
     call_command("seed_demo", "--force", verbosity=0)
+    connections.close_all()  # the test body runs inside Playwright's event loop, with its own connection
     return live_server.url
 
 
@@ -62,6 +64,9 @@ def browser(tmp_path: Path) -> Iterator[BrowserContext]:
             yield context
         finally:
             context.close()
+            # Playwright's sync API runs an event loop here, and Django keeps a separate connection per
+            # async context: close what the test opened, or the test database cannot be dropped.
+            connections.close_all()
     shutil.rmtree(profile, ignore_errors=True)
 
 

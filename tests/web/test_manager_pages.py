@@ -146,3 +146,19 @@ def test_exports_of_an_invisible_case_are_404(client, manager, other_responder, 
     for name in ("report-md", "report-pdf", "review"):
         assert c.get(reverse(f"incidents:{name}", args=[incident.pk])).status_code == 404
     assert c.post(reverse("incidents:bundle", args=[incident.pk])).status_code == 404
+
+
+def test_dashboard_query_count_does_not_grow_with_the_data(client, manager, playbook, responder) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    c = _login(client, manager)
+    incident_open(title="one", playbook=playbook, actor=responder, cluster_name="a", finding_type="T1")
+    c.get(reverse("incidents:dashboard"))  # warm: session, groups
+    with CaptureQueriesContext(connection) as small:
+        c.get(reverse("incidents:dashboard"))
+    for i in range(6):
+        incident_open(title=f"more {i}", playbook=playbook, actor=responder, cluster_name=f"c{i}", finding_type=f"T{i}")
+    with CaptureQueriesContext(connection) as large:
+        c.get(reverse("incidents:dashboard"))
+    assert len(large.captured_queries) == len(small.captured_queries)

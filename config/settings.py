@@ -201,6 +201,8 @@ EMAIL_HOST_USER = _EMAIL.get("EMAIL_HOST_USER") or ""
 EMAIL_HOST_PASSWORD = _EMAIL.get("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = bool(_EMAIL.get("EMAIL_USE_TLS"))
 EMAIL_USE_SSL = bool(_EMAIL.get("EMAIL_USE_SSL"))
+# The breach notification sends inside its transaction: a hung mail server must not hold the row lock.
+EMAIL_TIMEOUT = env.int("WATCHPOST_EMAIL_TIMEOUT_SECONDS", default=10)
 DEFAULT_FROM_EMAIL = env.str("WATCHPOST_FROM_EMAIL", default="watchpost@localhost")
 WATCHPOST_LIST_PAGE_SIZE = env.int("WATCHPOST_LIST_PAGE_SIZE", default=50)
 # Ingestion: a repeat of a finding whose incident closed less than this long ago reopens it (0: never).

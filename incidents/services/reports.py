@@ -2,8 +2,8 @@
 
 Sections: header, metrics, lessons learned and follow-ups, checklist (who and when), decisions, RBAC
 before/after, queries with provenance and hashes, evidence with hashes and custody, timeline.
-The RBAC and query sections show whatever automation recorded (playbook ActionRun rows when that model
-exists, and `action` timeline events); a case worked by hand says so.
+The RBAC and query sections show whatever automation recorded (the case's playbook ActionRun rows:
+params, result, approval, and the evidence they produced); a case worked by hand says so.
 
 Reading a report is not a change to the case: nothing is written here. The evidence bundle
 (`incidents.services.bundle`) is the export that goes on the custody log.
@@ -16,10 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Model
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -33,7 +31,7 @@ from incidents.models import (
 )
 from incidents.selectors import ChecklistPart, checklist_for_incident, incident_queryset_for_user
 from incidents.sla import SlaState, short_duration, sla_state
-from playbooks.models import ChecklistItem, PlaybookStep
+from playbooks.models import ActionRun, ChecklistItem, PlaybookStep
 
 PDF_TIMELINE_CAP = 2000  # beyond this the PDF points to the full timeline in the Markdown report and bundle
 KIND_LABELS = dict(TimelineEvent.Kind.choices)
@@ -143,56 +141,44 @@ def _metrics(incident: Incident) -> list[tuple[str, str]]:
 
 
 def _action_runs(incident: Incident) -> list[ActionEntry]:
-    entries = [_entry_from_run(run) for run in _runs_of(incident)]
-    for event in TimelineEvent.objects.filter(incident=incident, kind=TimelineEvent.Kind.ACTION).select_related(
-        "actor"
-    ):
-        data = event.data if isinstance(event.data, dict) else {}
-        if data.get("run") is not None and entries:
-            continue  # the run itself is listed
-        entries.append(
-            ActionEntry(
-                action=str(data.get("action") or event.summary.split(" ", 1)[0]).lower(),
-                status=str(data.get("status", "")),
-                when=f"{event.occurred_at:%Y-%m-%d %H:%M:%S} UTC",
-                by=event.actor.get_username() if event.actor else "system",
-                details=[("summary", event.summary), *_flat(data)],
-            )
-        )
-    return entries
+    """Every automation run of the case, with what it was asked (params) and what it recorded (result).
+
+    Evidence a run produced is listed with its hash when its result names it (`evidence`,
+    `evidence_id` or `evidence_ids`: the convention the action handlers use for their outputs)."""
+    runs = ActionRun.objects.filter(incident=incident).select_related("requested_by", "approved_by")
+    return [_entry_from_run(run) for run in runs.order_by("created_at", "pk")]
 
 
-def _runs_of(incident: Incident) -> list[Model]:
-    """ActionRun rows of this case, when the playbook engine that records them is installed."""
-    try:
-        model = apps.get_model("playbooks", "ActionRun")  # type: ignore[misc]  # may not exist yet
-    except LookupError:
+def _evidence_ids(result: object) -> list[int]:
+    if not isinstance(result, dict):
         return []
-    names = {f.name for f in model._meta.get_fields()}
-    for path in ("incident", "item__incident", "checklist_item__incident"):
-        if path.split("__")[0] in names:
-            return list(model._default_manager.filter(**{path: incident}).order_by("pk"))
-    return []
+    ids: list[int] = []
+    for key in ("evidence", "evidence_id", "evidence_ids"):
+        value = result.get(key)
+        values = value if isinstance(value, list) else [value]
+        ids += [v for v in values if isinstance(v, int)]
+    return ids
 
 
-def _entry_from_run(run: Model) -> ActionEntry:
-    values = {f.attname: getattr(run, f.attname) for f in run._meta.concrete_fields}
-    action = str(values.pop("action", "") or values.pop("kind", "") or values.pop("template", "") or "action")
-    status = str(values.pop("status", "") or values.pop("state", ""))
-    started = values.get("started_at") or values.get("created_at")
-    actor = getattr(run, "requested_by", None) or getattr(run, "actor", None)
-    evidence = [
-        (item.original_name, item.sha256)
-        for item in Evidence.objects.filter(pk__in=[v for k, v in values.items() if k.startswith("evidence") and v])
-    ]
-    details = [(k, v) for k, v in _flat(values) if not k.endswith("_id") and k != "id"]
+def _entry_from_run(run: ActionRun) -> ActionEntry:
+    details = _flat(
+        {
+            "params": run.params,
+            "result": run.result,
+            "error": run.error,
+            "approved by": run.approved_by.get_username() if run.approved_by else "",
+            "approved at": _when(run.approved_at) if run.approved_at else "",
+            "finished at": _when(run.finished_at) if run.finished_at else "",
+        }
+    )
+    produced = Evidence.objects.filter(incident_id=run.incident_id, pk__in=_evidence_ids(run.result))
     return ActionEntry(
-        action=action.lower(),
-        status=status,
-        when=f"{started:%Y-%m-%d %H:%M:%S} UTC" if isinstance(started, datetime) else "",
-        by=actor.get_username() if isinstance(actor, User) else "system",
+        action=run.action,
+        status=run.get_status_display(),
+        when=_when(run.created_at),
+        by=run.requested_by.get_username() if run.requested_by else "system",
         details=details,
-        evidence=evidence,
+        evidence=[(item.original_name, item.sha256) for item in produced.order_by("pk")],
     )
 
 

@@ -168,3 +168,31 @@ def test_export_commands_write_the_report_and_the_bundle(worked, responder, tmp_
     with pytest.raises(CommandError):
         call_command("export_bundle", "999999", "--out", str(tmp_path / "x.zip"), stdout=io.StringIO())
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_report_lists_rbac_and_query_runs_with_their_evidence_hashes(worked, responder, manager) -> None:
+    from playbooks.models import ActionRun
+
+    snapshot = Evidence.objects.filter(incident=worked, original_name="rbac-before.json").get()
+    ActionRun.objects.create(
+        incident=worked, action="rbac.remediate", status=ActionRun.Status.SUCCEEDED, requested_by=responder,
+        approved_by=manager, params={"remove": ["system:unauthenticated"]},
+        result={"removed": ["system:discovery"], "evidence_ids": [snapshot.pk]},
+    )  # fmt: skip
+    ActionRun.objects.create(
+        incident=worked, action="query.run", status=ActionRun.Status.FAILED, requested_by=responder,
+        params={"template": "anonymous-calls", "days": 90}, error="Athena: access denied",
+    )  # fmt: skip
+
+    data = report_data(incident=worked, generated_by="tester")
+    text = report_markdown(data=data)
+
+    assert [entry.action for entry in data.rbac] == ["rbac.remediate"]
+    assert [entry.action for entry in data.queries] == ["query.run"]
+    rbac = text.split("## RBAC before/after")[1].split("## Queries")[0]
+    assert "system:discovery" in rbac and "approved by: `manager`" in rbac
+    assert f"evidence rbac-before.json: SHA-256 `{snapshot.sha256}`" in rbac
+    queries = text.split("## Queries")[1].split("## Evidence")[0]
+    assert "anonymous-calls" in queries and "Athena: access denied" in queries
+    pdf_text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(report_pdf(data=data))).pages)
+    assert "rbac.remediate" in pdf_text and snapshot.sha256[:20] in pdf_text.replace("\n", "")

@@ -273,7 +273,12 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("WATCHPOST_LOG_LEVEL", default="INFO")},
-    "loggers": {"axes": {"level": "WARNING"}, "watchpost.security": {"level": "INFO"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+        "watchpost.security": {"level": "INFO"},
+    },
 }
 
 # --- Ingestion sources ----------------------------------------------------------------------------

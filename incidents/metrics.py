@@ -25,7 +25,7 @@ from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q,
 from django.db.models.functions import TruncDate, TruncWeek
 from django.urls import reverse
 
-from incidents.models import Incident, Phase, Priority, Severity, incident_reference
+from incidents.models import Incident, Phase, Priority, Severity, SlaBreach, incident_reference
 from incidents.selectors import incident_queryset_for_user
 from incidents.sla import short_duration
 from playbooks.models import ChecklistItem
@@ -197,10 +197,19 @@ def sla_breaches(*, user: AnyUser, period: Period, now: datetime, limit: int = 5
         .order_by("-sla_due_at", "-id")
         .values_list(*BREACH_COLUMNS, named=True)[:limit]
     )
-    return [_breach_row(row, "breached", now) for row in waiting] + [_breach_row(row, "missed", now) for row in late]
+    waiting_rows = list(waiting)
+    notified = {
+        (b.incident_id, b.due_at): b
+        for b in SlaBreach.objects.filter(incident_id__in=[row.id for row in waiting_rows]).only(
+            "incident_id", "due_at", "notified_at", "recipients"
+        )
+    }
+    return [_breach_row(row, "breached", now, notified.get((row.id, row.sla_due_at))) for row in waiting_rows] + [
+        _breach_row(row, "missed", now) for row in late
+    ]
 
 
-def _breach_row(row: Any, state: str, now: datetime) -> BreachRow:
+def _breach_row(row: Any, state: str, now: datetime, notified: SlaBreach | None = None) -> BreachRow:
     target = target_label(row.priority)
     detected = f"{row.detected_at:%Y-%m-%d %H:%M} UTC"
     if state == "breached":
@@ -213,6 +222,8 @@ def _breach_row(row: Any, state: str, now: datetime) -> BreachRow:
         idle = now - row.updated_at
         if idle > timedelta(hours=1):
             why += f"; no activity for {short_duration(idle)}"
+        if notified is not None:
+            why += f"; notified {notified.notified_at:%H:%M} UTC to {len(notified.recipients)} recipient(s)"
     else:
         why = (
             f"{Priority(row.priority).label} target {target}: acknowledged "

@@ -18,6 +18,7 @@ from incidents.metrics import (
 )
 from incidents.models import Incident, Phase, Priority, Severity
 from incidents.services import incident_open, incident_set_restricted
+from incidents.services.sla import sla_breaches_sweep
 from playbooks.models import ChecklistItem
 
 pytestmark = pytest.mark.django_db
@@ -98,6 +99,11 @@ def test_breaches_list_waiting_cases_first_and_say_why(playbook, responder, mana
     assert "P1 target 15 min" in rows[0].why and "still not acknowledged after 2 h" in rows[0].why
     assert "no commander assigned" in rows[0].why
     assert rows[1].state == "missed" and "acknowledged 6 h after detection (2 h late)" in rows[1].why
+    assert "notified" not in rows[0].why
+    # once the sweep has sent the notification, the row says so
+    sla_breaches_sweep(now=now)
+    (first, _) = sla_breaches(user=manager, period=Period.last(30, now=now), now=now)
+    assert "notified" in first.why and "to 1 recipient(s)" in first.why
 
 
 def test_response_times_average_per_cluster_and_type_over_the_period(playbook, responder, manager) -> None:

@@ -89,7 +89,7 @@ def sla_breach_notify(*, incident_id: int, now: datetime | None = None) -> bool:
             from_email=None,  # DEFAULT_FROM_EMAIL
             recipient_list=recipients,
         )
-    sla_breached_webhook_emit(payload=payload)
+    sla_breached_webhook_emit(incident=incident, payload=payload)
     return True
 
 
@@ -124,11 +124,13 @@ def _email_body(payload: dict[str, Any]) -> str:
     )
 
 
-def sla_breached_webhook_emit(*, payload: dict[str, Any]) -> None:
-    """WEBHOOK HOOK for `integrations/ticketing/` (outbound webhooks): emit the `sla.breached` event.
+def sla_breached_webhook_emit(*, incident: Incident, payload: dict[str, Any]) -> None:
+    """WEBHOOK HOOK for the outbound webhooks (`integrations/webhooks.py`, `incidents/outbound.py`):
+    emit the `sla.breached` event.
 
-    Called inside the notifying transaction, once per breach, with the event payload above. The
-    ticketing integration replaces this body with its emitter (a delivery row per subscription,
-    committed with the breach). Until then it does nothing: the email and the timeline row stand.
+    Called inside the notifying transaction, once per breach. To wire it when the outbound webhooks
+    are merged: add "sla.breached" to `WebhookSubscription.EVENT_TYPES` and replace this body with
+    `outbound._emit("sla.breached", incident, None, sla=payload)`, which hands the event over on commit.
+    Until then it does nothing: the email and the timeline row stand on their own.
     """
     return None

@@ -125,6 +125,8 @@ class Incident(models.Model):
             models.Index(fields=["-severity", "-id"], name="incident_severity_keyset"),
             models.Index(fields=["phase", "-updated_at", "-id"], name="incident_phase_activity"),
             models.Index(fields=["cluster_name"], name="incident_cluster"),
+            # Dashboard response times: the cases detected in a period.
+            models.Index(fields=["detected_at"], name="incident_detected"),
         ]
 
     def __str__(self) -> str:

@@ -3,6 +3,7 @@ before anything else (NetBox's `restrict()` idea)."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -148,6 +149,8 @@ class TimelineFilters:
     kinds: tuple[str, ...] = ()
     actor_id: int | None = None
     order: str = "asc"
+    since: datetime | None = None  # occurred at or after
+    until: datetime | None = None  # occurred before
 
 
 def _timeline_queryset(incident: Incident, filters: TimelineFilters) -> QuerySet[TimelineEvent]:
@@ -156,6 +159,14 @@ def _timeline_queryset(incident: Incident, filters: TimelineFilters) -> QuerySet
         queryset = queryset.filter(kind__in=filters.kinds)
     if filters.actor_id:
         queryset = queryset.filter(actor_id=filters.actor_id)
+    return _in_window(queryset, filters)
+
+
+def _in_window(queryset: QuerySet[TimelineEvent], filters: TimelineFilters) -> QuerySet[TimelineEvent]:
+    if filters.since:
+        queryset = queryset.filter(occurred_at__gte=filters.since)
+    if filters.until:
+        queryset = queryset.filter(occurred_at__lt=filters.until)
     return queryset
 
 
@@ -282,5 +293,5 @@ def cluster_timeline_page(
         queryset = queryset.filter(kind__in=filters.kinds)
     if filters.actor_id:
         queryset = queryset.filter(actor_id=filters.actor_id)
-    rows = queryset.values_list(*CLUSTER_TIMELINE_COLUMNS, named=True)
+    rows = _in_window(queryset, filters).values_list(*CLUSTER_TIMELINE_COLUMNS, named=True)
     return keyset.paginate(rows, ordering=ordering, cursor=cursor, size=size)

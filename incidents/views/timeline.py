@@ -4,12 +4,15 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, time
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from django.views.decorators.http import require_GET
 
 from incidents import keyset
@@ -49,8 +52,27 @@ def filters_from(request: AuthedRequest) -> TimelineFilters:
     kinds = tuple(sorted(k for k in picked if k in TimelineEvent.Kind.values))
     order = request.GET.get("order", "asc")
     return TimelineFilters(
-        kinds=kinds, actor_id=int_or_none(request.GET.get("actor")), order=order if order in ("asc", "desc") else "asc"
+        kinds=kinds,
+        actor_id=int_or_none(request.GET.get("actor")),
+        order=order if order in ("asc", "desc") else "asc",
+        since=_utc(request.GET.get("since")),
+        until=_utc(request.GET.get("until")),
     )
+
+
+def _utc(value: str | None) -> datetime | None:
+    """A date or datetime-local field, read as UTC (the timeline shows UTC); anything else is ignored."""
+    if not value:
+        return None
+    try:
+        parsed = parse_datetime(value)
+        if parsed is None and (day := parse_date(value)) is not None:
+            parsed = datetime.combine(day, time())
+    except ValueError:  # well-formed but impossible, e.g. month 13
+        return None
+    if parsed is None:
+        return None
+    return parsed.replace(tzinfo=UTC) if timezone.is_naive(parsed) else parsed
 
 
 @require_GET

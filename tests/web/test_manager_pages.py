@@ -162,3 +162,25 @@ def test_dashboard_query_count_does_not_grow_with_the_data(client, manager, play
     with CaptureQueriesContext(connection) as large:
         c.get(reverse("incidents:dashboard"))
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+def test_timeline_time_window_filters_the_page_and_the_export(client, responder, incident) -> None:
+    from datetime import UTC, datetime
+
+    from incidents.services import analyst_event_add
+
+    for day in (1, 5, 9):
+        when = datetime(2026, 11, day, 12, 0, tzinfo=UTC)
+        analyst_event_add(incident_id=incident.pk, actor=responder, occurred_at=when, summary=f"call on day {day}")
+    c = _login(client, responder)
+    window = {"since": "2026-11-02T00:00", "until": "2026-11-06", "lane": "analyst"}
+
+    html = c.get(reverse("incidents:timeline", args=[incident.pk]), window).content.decode()
+    exported = json.loads(
+        b"".join(c.get(reverse("incidents:timeline-json", args=[incident.pk]), window).streaming_content)
+    )
+    bad = c.get(reverse("incidents:timeline", args=[incident.pk]), {"since": "2026-13-45T99:00"})
+
+    assert "call on day 5" in html and "call on day 1" not in html and "call on day 9" not in html
+    assert [e["summary"] for e in exported["events"]] == ["call on day 5"]
+    assert bad.status_code == 200  # an impossible date is ignored, not a server error

@@ -33,7 +33,7 @@ from incidents.selectors import ChecklistPart, checklist_for_incident, incident_
 from incidents.sla import SlaState, short_duration, sla_state
 from playbooks.models import ActionRun, ChecklistItem, PlaybookStep
 
-PDF_TIMELINE_CAP = 2000  # beyond this the PDF points to the full timeline in the Markdown report and bundle
+PDF_TIMELINE_CAP = 500  # beyond this the PDF points to the full timeline in the Markdown report and bundle
 KIND_LABELS = dict(TimelineEvent.Kind.choices)
 REPORT_CSS = Path(settings.BASE_DIR) / "static" / "css" / "report.css"
 

@@ -35,7 +35,8 @@ def short_duration(delta: timedelta) -> str:
     if minutes < 48 * 60:
         hours, rest = divmod(minutes, 60)
         return f"{hours} h {rest} min" if rest else f"{hours} h"
-    return f"{minutes // 1440} d {minutes % 1440 // 60} h"
+    days, hours = minutes // 1440, minutes % 1440 // 60
+    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def sla_state(incident: SlaFacts, now: datetime | None = None) -> SlaState:

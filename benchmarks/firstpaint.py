@@ -53,6 +53,7 @@ FLAGS = [
     "--disable-sync",
 ]
 RATIO_GOAL = 2.0
+INFO_ONLY = {"dashboard"}  # P13 names the list and the timeline; the managers' home is shown for information
 REQUEST_CEILING_MS = 2000.0
 # Read in the page once it has loaded: first contentful paint, and the slowest request of the load.
 # The paint entry can be queued a little after `load`: wait for it (buffered observer), 10 s at most.
@@ -98,15 +99,28 @@ class Pair:
         slowest = max(self.live.slowest_ms, self.static.slowest_ms)
         return self.ratio <= RATIO_GOAL and slowest <= REQUEST_CEILING_MS
 
+    @property
+    def verdict(self) -> str:
+        if self.name in INFO_ONLY:  # measured for information, not a P13 page
+            return "info" if max(self.live.slowest_ms, self.static.slowest_ms) <= REQUEST_CEILING_MS else "FAIL (>2 s)"
+        return "PASS" if self.passed else "FAIL <<<"
+
 
 class QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         return
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A browser context closed while a favicon was still in flight: a broken pipe, not a result.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def static_server(folder: Path, port: int) -> ThreadingHTTPServer:
     handler = functools.partial(QuietHandler, directory=str(folder))
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = QuietServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -167,7 +181,7 @@ def main() -> int:
     data = seed()
     bench_user_ensure()
     big = data["big_incident_id"]
-    pages = {"list": "/incidents/", "timeline": f"/incidents/{big}/timeline/"}
+    pages = {"list": "/incidents/", "timeline": f"/incidents/{big}/timeline/", "dashboard": "/incidents/dashboard/"}
 
     port, static_port = free_port(), free_port()
     base, static_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{static_port}"
@@ -200,7 +214,7 @@ def main() -> int:
         f"{'page':10} {'live':>8} {'static':>8} {'ratio':>6} {'slowest request ms (live/static)':>34}  result",
     ]
     for pair in pairs:
-        verdict = "PASS" if pair.passed else "FAIL <<<"
+        verdict = pair.verdict
         slowest = f"{pair.live.slowest_ms:.0f} / {pair.static.slowest_ms:.0f}"
         medians = f"{pair.live.median:8.0f} {pair.static.median:8.0f} {pair.ratio:6.2f}"
         lines.append(f"{pair.name:10} {medians} {slowest:>34}  {verdict}")
@@ -210,7 +224,7 @@ def main() -> int:
         "code_version": version,
         "at": datetime.now(UTC).isoformat(),
         "load": os.getloadavg(),
-        "pairs": [asdict(p) | {"ratio": p.ratio, "passed": p.passed} for p in pairs],
+        "pairs": [asdict(p) | {"ratio": p.ratio, "verdict": p.verdict} for p in pairs],
     }
     (RESULTS / "firstpaint.json").write_text(json.dumps(record, indent=2))
     return 0

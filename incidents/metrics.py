@@ -145,20 +145,31 @@ def target_label(priority: int) -> str:
 
 
 def sla_by_priority(*, user: AnyUser, period: Period, now: datetime) -> list[SlaPriorityRow]:
-    waiting = Q(acknowledged=False) & ~Q(phase=Phase.CLOSED)
-    acked_in_period = Q(acknowledged=True) & _detected_in(period)
-    counts: dict[int, Any] = {
-        row["priority"]: row
-        for row in incident_queryset_for_user(user)
+    # Two narrow queries rather than one FILTER-per-column pass over every case: the waiting cases
+    # come from the (acknowledged, sla_due_at) index, the period's from the detected_at one.
+    visible = incident_queryset_for_user(user)
+    counts: dict[int, Any] = {}
+    waiting = (
+        visible.filter(acknowledged=False)
+        .exclude(phase=Phase.CLOSED)
         .values("priority")
         .annotate(
-            waiting=Count("id", filter=waiting & Q(sla_due_at__gte=now)),
-            breached=Count("id", filter=waiting & Q(sla_due_at__lt=now)),
-            met=Count("id", filter=acked_in_period & Q(acknowledged_at__lte=F("sla_due_at"))),
-            missed=Count("id", filter=acked_in_period & Q(acknowledged_at__gt=F("sla_due_at"))),
+            waiting=Count("id", filter=Q(sla_due_at__gte=now)),
+            breached=Count("id", filter=Q(sla_due_at__lt=now)),
         )
         .order_by()
-    }
+    )
+    acked = (
+        visible.filter(_detected_in(period), acknowledged=True)
+        .values("priority")
+        .annotate(
+            met=Count("id", filter=Q(acknowledged_at__lte=F("sla_due_at"))),
+            missed=Count("id", filter=Q(acknowledged_at__gt=F("sla_due_at"))),
+        )
+        .order_by()
+    )
+    for row in [*waiting, *acked]:
+        counts.setdefault(row["priority"], {}).update(row)
     rows = []
     for priority, label in Priority.choices:
         row = counts.get(priority, {})

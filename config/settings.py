@@ -236,6 +236,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        # Otherwise kombu writes its exchange table to ./control in whatever folder the worker started.
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:

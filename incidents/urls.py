@@ -1,5 +1,6 @@
 from django.urls import path
 
+from incidents.urls_rbac import urlpatterns as rbac_urlpatterns
 from incidents.views import detail, evidence, lists, notes, timeline
 from playbooks import action_views
 from playbooks import views as checklist
@@ -32,3 +33,4 @@ urlpatterns = [
     path("<int:incident_id>/timeline.csv", timeline.timeline_export, {"fmt": "csv"}, name="timeline-csv"),
     path("<int:incident_id>/timeline.json", timeline.timeline_export, {"fmt": "json"}, name="timeline-json"),
 ]
+urlpatterns += rbac_urlpatterns

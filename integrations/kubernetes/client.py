@@ -35,7 +35,7 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from integrations.aws.session import CLIENT_CONFIG, account_session, aws_errors
 from integrations.errors import PermanentIntegrationError, TransientIntegrationError
 
-TOKEN_PREFIX = "k8s-aws-v1."
+TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - the EKS token format's prefix, not a secret
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
 TOKEN_TTL_SECONDS = 14 * 60  # STS honours the presigned URL for 15 minutes; keep a minute in hand
 # (connect, read) seconds for each API call; retries are the Celery task's job.
@@ -149,7 +149,7 @@ def eks_configuration(connection: Connection) -> k8s.Configuration:
     def refresh(conf: k8s.Configuration) -> None:  # the client calls this before every request
         conf.api_key["BearerToken"] = token_cache.get(connection)
 
-    configuration.refresh_api_key_hook = refresh
+    configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]  # typed as None upstream
     return configuration
 
 

@@ -41,7 +41,13 @@ DEFAULT_RULES: dict[str, tuple[dict[str, Any], ...]] = {
     "system:discovery": (
         {
             "nonResourceURLs": [
-                *sorted(PUBLIC_INFO_PATHS), "/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*",
+                *sorted(PUBLIC_INFO_PATHS),
+                "/api",
+                "/api/*",
+                "/apis",
+                "/apis/*",
+                "/openapi",
+                "/openapi/*",
             ],
             "verbs": ["get"],
         },
@@ -339,7 +345,7 @@ def _row(binding: dict[str, Any], subject: Mapping[str, Any], roles: _Roles, *, 
     namespace = (binding.get("metadata") or {}).get("namespace")
     return ExposureRow(
         subject=subject_label(subject),
-        scope=namespace if binding.get("kind") == "RoleBinding" else "cluster-wide",
+        scope=str(namespace) if binding.get("kind") == "RoleBinding" else "cluster-wide",
         role=role_label,
         binding=binding_label(binding),
         classification=_classify(binding, binding.get("roleRef") or {}, subject),
@@ -421,11 +427,14 @@ def probes_run(api: k8s.ApiClient, probes: Iterable[Probe]) -> tuple[Probe, ...]
             spec=k8s.V1SubjectAccessReviewSpec(user=ANONYMOUS_USER, groups=[UNAUTHENTICATED], **_snake(attributes)),
         )
         with k8s_errors(f"SubjectAccessReview {probe.label}", api=api):
-            status = response_json(
-                authorization.create_subject_access_review(
-                    body=review, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-                )
-            ).get("status") or {}
+            status = (
+                response_json(
+                    authorization.create_subject_access_review(
+                        body=review, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                    )
+                ).get("status")
+                or {}
+            )
         results.append(_with(probe, allowed=bool(status.get("allowed")), reason=str(status.get("reason") or "")))
     return tuple(results)
 
@@ -441,8 +450,9 @@ def _with(probe: Probe, **changes: Any) -> Probe:
 
 
 def report_with_probes(report: ExposureReport, probes: Iterable[Probe]) -> ExposureReport:
-    return ExposureReport(rows=report.rows, authenticated=report.authenticated, probes=tuple(probes),
-                          counts=report.counts)
+    return ExposureReport(
+        rows=report.rows, authenticated=report.authenticated, probes=tuple(probes), counts=report.counts
+    )
 
 
 def rbac_inspect(api: k8s.ApiClient, *, finding: Mapping[str, str] | None = None) -> tuple[RbacObjects, ExposureReport]:

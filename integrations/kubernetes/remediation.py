@@ -98,7 +98,7 @@ class Plan:
     def from_dict(cls, data: Mapping[str, Any]) -> "Plan":
         fields = {name for name in Change.__dataclass_fields__}
         changes = tuple(
-            Change(**{k: (tuple(v) if k == "removed" else v) for k, v in item.items() if k in fields})
+            Change(**{k: (tuple(v) if k == "removed" else v) for k, v in item.items() if k in fields})  # type: ignore[arg-type]
             for item in data.get("changes") or []
         )
         refusals = tuple(Refusal(**item) for item in data.get("refusals") or [])
@@ -135,7 +135,7 @@ def _binding_change(binding: dict[str, Any]) -> Change | None:
         return None
     keep = [s for s in subjects if not is_anonymous(s)]
     meta, default = _meta(binding), is_default(binding)
-    common = {
+    common: dict[str, Any] = {
         "kind": binding.get("kind") or "ClusterRoleBinding",
         "namespace": meta.get("namespace") or "",
         "name": meta.get("name") or "",
@@ -146,8 +146,13 @@ def _binding_change(binding: dict[str, Any]) -> Change | None:
         "gitops": gitops_owner(binding),
     }
     if not keep and not default:
-        return Change(operation=DELETE, after=None, annotate=False,
-                      reason="custom binding granting only anonymous subjects: deleted", **common)
+        return Change(
+            operation=DELETE,
+            after=None,
+            annotate=False,
+            reason="custom binding granting only anonymous subjects: deleted",
+            **common,
+        )
     after = copy.deepcopy(binding)
     after["subjects"] = keep
     if default:
@@ -211,13 +216,23 @@ def plan_compute(objects: RbacObjects, *, targets: Iterable[str] | None = None) 
             if role_change is not None:
                 changes.append(role_change)
         elif name == PUBLIC_INFO_VIEWER and extra_default_rules(role):
-            refusals.append(Refusal(f"ClusterRole/{name}", "rules were added to system:public-info-viewer; it is "
-                                    "never changed automatically, so review them by hand"))
+            refusals.append(
+                Refusal(
+                    f"ClusterRole/{name}",
+                    "rules were added to system:public-info-viewer; it is "
+                    "never changed automatically, so review them by hand",
+                )
+            )
     for target in sorted(wanted or ()):
         if _is_public_info(target):
-            refusals.append(Refusal(target, "system:public-info-viewer is never changed: the API server's load "
-                                    "balancer health checks need anonymous /healthz, and reconciliation would "
-                                    "restore it at the next restart (DOMAIN.md §2.3)"))
+            refusals.append(
+                Refusal(
+                    target,
+                    "system:public-info-viewer is never changed: the API server's load "
+                    "balancer health checks need anonymous /healthz, and reconciliation would "
+                    "restore it at the next restart (DOMAIN.md §2.3)",
+                )
+            )
     if wanted is not None:
         changes = [change for change in changes if change.target in wanted]
     return Plan(changes=tuple(changes), refusals=tuple(refusals))
@@ -266,12 +281,19 @@ def _json_patch(current_rv: str, before: Mapping[str, Any], target: Mapping[str,
     return ops
 
 
-def _patch(api: k8s.ApiClient, change: Change, current: Mapping[str, Any], target: Mapping[str, Any],
-           *, dry_run: bool) -> dict[str, Any]:
+def _patch(
+    api: k8s.ApiClient, change: Change, current: Mapping[str, Any], target: Mapping[str, Any], *, dry_run: bool
+) -> dict[str, Any]:
     ops = _json_patch(_meta(current).get("resourceVersion", ""), current, target)
     result: dict[str, Any] = _call(
-        api, "patch", change.kind, change.namespace, change.name, body=ops,
-        _content_type="application/json-patch+json", **({"dry_run": "All"} if dry_run else {}),
+        api,
+        "patch",
+        change.kind,
+        change.namespace,
+        change.name,
+        body=ops,
+        _content_type="application/json-patch+json",
+        **({"dry_run": "All"} if dry_run else {}),
     )
     return result
 
@@ -281,8 +303,15 @@ def _delete(api: k8s.ApiClient, change: Change, *, dry_run: bool) -> None:
         preconditions=k8s.V1Preconditions(resource_version=change.resource_version, uid=change.uid or None),
         dry_run=["All"] if dry_run else None,
     )
-    _call(api, "delete", change.kind, change.namespace, change.name, body=options,
-          **({"dry_run": "All"} if dry_run else {}))
+    _call(
+        api,
+        "delete",
+        change.kind,
+        change.namespace,
+        change.name,
+        body=options,
+        **({"dry_run": "All"} if dry_run else {}),
+    )
 
 
 # -- apply ----------------------------------------------------------------------------------------
@@ -299,7 +328,9 @@ def change_satisfied(change: Change, current: Mapping[str, Any] | None) -> bool:
     annotated = not change.annotate or (_meta(current).get("annotations") or {}).get(AUTOUPDATE) == "false"
     if change.operation == REMOVE_SUBJECTS:
         return annotated and not (_subjects(current) & set(change.removed))
-    removed_rules = [rule for rule in change.before.get("rules") or [] if rule not in (change.after or {}).get("rules", [])]
+    removed_rules = [
+        rule for rule in change.before.get("rules") or [] if rule not in (change.after or {}).get("rules", [])
+    ]
     return annotated and not any(rule in (current.get("rules") or []) for rule in removed_rules)
 
 
@@ -328,8 +359,7 @@ def change_apply(api: k8s.ApiClient, change: Change, *, dry_run: bool = False) -
         return Outcome(change.target, change.operation, APPLIED, rv_now, rv_now if dry_run else "", None)
     assert change.after is not None
     written = _patch(api, change, current, change.after, dry_run=dry_run)
-    return Outcome(change.target, change.operation, APPLIED, rv_now, _meta(written).get("resourceVersion", ""),
-                   written)
+    return Outcome(change.target, change.operation, APPLIED, rv_now, _meta(written).get("resourceVersion", ""), written)
 
 
 def plan_dry_run(api: k8s.ApiClient, plan: Plan) -> list[dict[str, str]]:
@@ -348,9 +378,7 @@ def plan_dry_run(api: k8s.ApiClient, plan: Plan) -> list[dict[str, str]]:
 def _restorable(obj: Mapping[str, Any] | None) -> dict[str, Any]:
     if obj is None:
         return {}
-    return {name: obj.get(name) for name in RESTORED_FIELDS} | {
-        name: _meta(obj).get(name) for name in RESTORED_META
-    }
+    return {name: obj.get(name) for name in RESTORED_FIELDS} | {name: _meta(obj).get(name) for name in RESTORED_META}
 
 
 def _for_create(snapshot: Mapping[str, Any]) -> dict[str, Any]:
@@ -369,19 +397,22 @@ def change_restore(api: k8s.ApiClient, change: Change, *, expected_rv: str) -> O
         return Outcome(change.target, change.operation, ALREADY, rv_now, rv_now, current)
     if change.operation == DELETE:
         if current is not None:
-            raise KubernetesConflictError(f"409 Conflict: {change.target} was re-created since the remediation; "
-                                          "not overwritten")
+            raise KubernetesConflictError(
+                f"409 Conflict: {change.target} was re-created since the remediation; not overwritten"
+            )
         created = _call(api, "create", change.kind, change.namespace, change.name, body=_for_create(change.before))
-        return Outcome(change.target, change.operation, RESTORED, "", _meta(created).get("resourceVersion", ""),
-                       created)
+        return Outcome(
+            change.target, change.operation, RESTORED, "", _meta(created).get("resourceVersion", ""), created
+        )
     if current is None or rv_now != expected_rv:
         raise KubernetesConflictError(
             f"409 Conflict: {change.target} changed since the remediation (resourceVersion {expected_rv} → "
             f"{rv_now or 'deleted'}); not overwritten"
         )
     written = _patch(api, change, current, change.before, dry_run=False)
-    return Outcome(change.target, change.operation, RESTORED, rv_now, _meta(written).get("resourceVersion", ""),
-                   written)
+    return Outcome(
+        change.target, change.operation, RESTORED, rv_now, _meta(written).get("resourceVersion", ""), written
+    )
 
 
 def outcome_as_dict(outcome: Outcome) -> dict[str, Any]:

@@ -33,7 +33,7 @@ class Attributes:
         return not self.path
 
 
-def _subject_matches(subject: Mapping[str, Any], user: str, groups: Iterable[str], binding_ns: str) -> bool:
+def _subject_matches(subject: Mapping[str, Any], user: str, groups: tuple[str, ...], binding_ns: str) -> bool:
     kind, name = subject.get("kind"), subject.get("name")
     if kind == "User":
         return bool(name == user)
@@ -81,10 +81,13 @@ def rule_allows(rule: Mapping[str, Any], attrs: Attributes) -> bool:
 def _describe(binding: Mapping[str, Any], subject: Mapping[str, Any]) -> str:
     meta = binding.get("metadata", {})
     ref = binding.get("roleRef", {})
-    where = f'RoleBinding "{meta.get("name")}/{meta.get("namespace")}"' if binding.get("kind") == "RoleBinding" else (
-        f'ClusterRoleBinding "{meta.get("name")}"'
+    where = (
+        f'RoleBinding "{meta.get("name")}/{meta.get("namespace")}"'
+        if binding.get("kind") == "RoleBinding"
+        else (f'ClusterRoleBinding "{meta.get("name")}"')
     )
-    return f'RBAC: allowed by {where} of {ref.get("kind")} "{ref.get("name")}" to {subject.get("kind")} "{subject.get("name")}"'
+    role = f'{ref.get("kind")} "{ref.get("name")}"'
+    return f'RBAC: allowed by {where} of {role} to {subject.get("kind")} "{subject.get("name")}"'
 
 
 def authorize(
@@ -126,8 +129,10 @@ def _binding_allows(
     if subject is None:
         return ""
     ref = binding.get("roleRef") or {}
-    role = cluster_roles.get(ref.get("name", "")) if ref.get("kind") == "ClusterRole" else (
-        roles.get((namespace, ref.get("name", "")))
+    role = (
+        cluster_roles.get(ref.get("name", ""))
+        if ref.get("kind") == "ClusterRole"
+        else (roles.get((namespace, ref.get("name", ""))))
     )
     if role is None:
         return ""

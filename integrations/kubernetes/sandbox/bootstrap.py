@@ -41,22 +41,54 @@ def cluster_role_binding(name: str, subjects: list[tuple[str, str]], role: str |
 def default_objects() -> list[dict[str, Any]]:
     authenticated = ("Group", "system:authenticated")
     return [
-        cluster_role("cluster-admin", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-                                       {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
-        cluster_role("admin", [{"apiGroups": ["", "apps", "batch"], "resources": [*WORKLOADS, "secrets",
-                                "deployments", "jobs", "pods/exec"], "verbs": READ + WRITE},
-                               {"apiGroups": [GROUP], "resources": ["roles", "rolebindings"], "verbs": READ + WRITE}]),
-        cluster_role("edit", [{"apiGroups": ["", "apps", "batch"], "resources": [*WORKLOADS, "secrets",
-                               "deployments", "jobs", "pods/exec"], "verbs": READ + WRITE}]),
-        cluster_role("view", [{"apiGroups": ["", "apps", "batch"], "resources": [*WORKLOADS, "deployments", "jobs",
-                               "namespaces"], "verbs": READ}]),
+        cluster_role(
+            "cluster-admin",
+            [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}],
+        ),
+        cluster_role(
+            "admin",
+            [
+                {
+                    "apiGroups": ["", "apps", "batch"],
+                    "resources": [*WORKLOADS, "secrets", "deployments", "jobs", "pods/exec"],
+                    "verbs": READ + WRITE,
+                },
+                {"apiGroups": [GROUP], "resources": ["roles", "rolebindings"], "verbs": READ + WRITE},
+            ],
+        ),
+        cluster_role(
+            "edit",
+            [
+                {
+                    "apiGroups": ["", "apps", "batch"],
+                    "resources": [*WORKLOADS, "secrets", "deployments", "jobs", "pods/exec"],
+                    "verbs": READ + WRITE,
+                }
+            ],
+        ),
+        cluster_role(
+            "view",
+            [
+                {
+                    "apiGroups": ["", "apps", "batch"],
+                    "resources": [*WORKLOADS, "deployments", "jobs", "namespaces"],
+                    "verbs": READ,
+                }
+            ],
+        ),
         cluster_role("system:discovery", [{"nonResourceURLs": DISCOVERY_PATHS, "verbs": ["get"]}]),
         cluster_role("system:public-info-viewer", [{"nonResourceURLs": PUBLIC_INFO_PATHS, "verbs": ["get"]}]),
-        cluster_role("system:basic-user", [
-            {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews",
-             "selfsubjectrulesreviews"], "verbs": ["create"]},
-            {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]},
-        ]),
+        cluster_role(
+            "system:basic-user",
+            [
+                {
+                    "apiGroups": ["authorization.k8s.io"],
+                    "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                    "verbs": ["create"],
+                },
+                {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]},
+            ],
+        ),
         cluster_role_binding("cluster-admin", [("Group", "system:masters")]),
         cluster_role_binding("system:discovery", [authenticated]),
         cluster_role_binding("system:basic-user", [authenticated]),

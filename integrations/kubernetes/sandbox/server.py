@@ -6,11 +6,10 @@ token, 403 worded like the real one, 409 on a stale resourceVersion).
 """
 
 import json
-from collections import deque
 import secrets
 import threading
+from collections import deque
 from collections.abc import Iterable
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -226,21 +225,40 @@ def _discovery(path: str) -> Any:
         return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
     if path == "/apis":
         groups = [
-            {"name": name, "versions": [{"groupVersion": f"{name}/v1", "version": "v1"}],
-             "preferredVersion": {"groupVersion": f"{name}/v1", "version": "v1"}}
+            {
+                "name": name,
+                "versions": [{"groupVersion": f"{name}/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": f"{name}/v1", "version": "v1"},
+            }
             for name in (GROUP, AUTHZ_GROUP)
         ]
         return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
     if path == f"/apis/{GROUP}/v1":
         resources = [
-            {"name": name, "kind": kind, "namespaced": namespaced, "singularName": "",
-             "verbs": ["create", "delete", "get", "list", "patch", "update"]}
+            {
+                "name": name,
+                "kind": kind,
+                "namespaced": namespaced,
+                "singularName": "",
+                "verbs": ["create", "delete", "get", "list", "patch", "update"],
+            }
             for name, (kind, namespaced) in RESOURCES.items()
         ]
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{GROUP}/v1", "resources": resources}
     if path == f"/apis/{AUTHZ_GROUP}/v1":
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{AUTHZ_GROUP}/v1", "resources": [
-            {"name": "subjectaccessreviews", "kind": "SubjectAccessReview", "namespaced": False, "verbs": ["create"]}]}
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{AUTHZ_GROUP}/v1",
+            "resources": [
+                {
+                    "name": "subjectaccessreviews",
+                    "kind": "SubjectAccessReview",
+                    "namespaced": False,
+                    "verbs": ["create"],
+                }
+            ],
+        }
     raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
 
@@ -271,15 +289,17 @@ def _rbac(
     dry_run = query.get("dryRun") == "All"
     if "dryRun" in query and not dry_run:
         raise ApiError(400, "BadRequest", f"unsupported dryRun value {query['dryRun']!r}; use All")
-    verb = {"GET": "get" if name else "list", "POST": "create", "PUT": "update", "PATCH": "patch",
-            "DELETE": "delete"}[method]
+    verb = {"GET": "get" if name else "list", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[
+        method
+    ]
     if method in ("PUT", "PATCH", "DELETE") and not name or method == "POST" and name:
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
     _require(cluster, Attributes(user, groups, verb, resource=resource, group=GROUP, namespace=ns, name=name))
     store = cluster.store
     if verb == "list":
-        items, revision, token = store.list(resource, namespace, limit=int(query.get("limit") or 0),
-                                            token=query.get("continue", ""))
+        items, revision, token = store.list(
+            resource, namespace, limit=int(query.get("limit") or 0), token=query.get("continue", "")
+        )
         kind = RESOURCES[resource][0]
         metadata = {"resourceVersion": revision} | ({"continue": token} if token else {})
         return 200, {"kind": f"{kind}List", "apiVersion": f"{GROUP}/v1", "metadata": metadata, "items": items}
@@ -300,17 +320,33 @@ def _subject_access_review(cluster: SandboxCluster, body: Any) -> dict[str, Any]
     resource = spec.get("resourceAttributes")
     non_resource = spec.get("nonResourceAttributes")
     if bool(resource) == bool(non_resource):
-        raise ApiError(422, "Invalid", "SubjectAccessReview.authorization.k8s.io is invalid: exactly one of "
-                       "spec.resourceAttributes and spec.nonResourceAttributes must be set")
+        raise ApiError(
+            422,
+            "Invalid",
+            "SubjectAccessReview.authorization.k8s.io is invalid: exactly one of "
+            "spec.resourceAttributes and spec.nonResourceAttributes must be set",
+        )
     user, groups = spec.get("user") or "", tuple(spec.get("groups") or [])
     if not user and not groups:
-        raise ApiError(422, "Invalid", "SubjectAccessReview.authorization.k8s.io is invalid: "
-                       "spec.user: Invalid value: at least one of user or group must be specified")
+        raise ApiError(
+            422,
+            "Invalid",
+            "SubjectAccessReview.authorization.k8s.io is invalid: "
+            "spec.user: Invalid value: at least one of user or group must be specified",
+        )
     if resource:
-        attrs = Attributes(user, groups, resource.get("verb") or "", resource=resource.get("resource") or "",
-                           group=resource.get("group") or "", subresource=resource.get("subresource") or "",
-                           namespace=resource.get("namespace") or "", name=resource.get("name") or "")
+        attrs = Attributes(
+            user,
+            groups,
+            resource.get("verb") or "",
+            resource=resource.get("resource") or "",
+            group=resource.get("group") or "",
+            subresource=resource.get("subresource") or "",
+            namespace=resource.get("namespace") or "",
+            name=resource.get("name") or "",
+        )
     else:
+        assert non_resource is not None
         attrs = Attributes(user, groups, non_resource.get("verb") or "", path=non_resource.get("path") or "")
     # Like the real authorizer, groups are exactly those given: nothing is added for the subject.
     allowed, reason = cluster.can(attrs)

@@ -167,7 +167,9 @@ class Store:
                 elif content_type == "application/strategic-merge-patch+json":
                     result = merge_patch(current, patch, strategic=True)
                 else:
-                    raise ApiError(415, "UnsupportedMediaType", f"the patch content type {content_type!r} is not supported")
+                    raise ApiError(
+                        415, "UnsupportedMediaType", f"the patch content type {content_type!r} is not supported"
+                    )
             except PatchError as exc:
                 raise ApiError(422, "Invalid", f"the patch could not be applied: {exc}") from exc
             return self._validated(resource, namespace, result, name=name)
@@ -189,8 +191,13 @@ class Store:
             if not dry_run:
                 del self.data[resource][key]
                 self.revision += 1
-            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                    "details": {"name": name, "group": GROUP, "kind": resource, "uid": current["metadata"]["uid"]}}
+            return {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {"name": name, "group": GROUP, "kind": resource, "uid": current["metadata"]["uid"]},
+            }
 
     def _commit(
         self,
@@ -215,9 +222,15 @@ class Store:
             # Optimistic concurrency: a write that names a resourceVersion must name the current one.
             if wanted and wanted != old_meta["resourceVersion"]:
                 raise self._conflict(resource, name)
-            if new.get("kind") in ("ClusterRoleBinding", "RoleBinding") and new.get("roleRef") != current.get("roleRef"):
-                raise ApiError(422, "Invalid", f'{RESOURCES[resource][0]}.{GROUP} "{name}" is invalid: roleRef: '
-                               "Invalid value: cannot change roleRef")
+            if new.get("kind") in ("ClusterRoleBinding", "RoleBinding") and new.get("roleRef") != current.get(
+                "roleRef"
+            ):
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f'{RESOURCES[resource][0]}.{GROUP} "{name}" is invalid: roleRef: '
+                    "Invalid value: cannot change roleRef",
+                )
             meta["uid"], meta["creationTimestamp"] = old_meta["uid"], old_meta["creationTimestamp"]
             meta["resourceVersion"] = old_meta["resourceVersion"]
             if dry_run or new == current:
@@ -265,8 +278,9 @@ class Store:
 
     @staticmethod
     def _not_found(resource: str, name: str) -> ApiError:
-        return ApiError(404, "NotFound", f'{resource}.{GROUP} "{name}" not found',
-                        {"name": name, "group": GROUP, "kind": resource})
+        return ApiError(
+            404, "NotFound", f'{resource}.{GROUP} "{name}" not found', {"name": name, "group": GROUP, "kind": resource}
+        )
 
     @staticmethod
     def _conflict(resource: str, name: str) -> ApiError:

@@ -22,25 +22,55 @@ PUBLIC = (
 EXPECTED_ROWS = {
     "clean-modern": [PUBLIC],
     "upgraded-pre-1.14": [
-        ("Group/system:unauthenticated", "cluster-wide", "ClusterRole/system:basic-user",
-         "ClusterRoleBinding/system:basic-user", "legacy-default", "medium"),
-        ("Group/system:unauthenticated", "cluster-wide", "ClusterRole/system:discovery",
-         "ClusterRoleBinding/system:discovery", "legacy-default", "medium"),
+        (
+            "Group/system:unauthenticated",
+            "cluster-wide",
+            "ClusterRole/system:basic-user",
+            "ClusterRoleBinding/system:basic-user",
+            "legacy-default",
+            "medium",
+        ),
+        (
+            "Group/system:unauthenticated",
+            "cluster-wide",
+            "ClusterRole/system:discovery",
+            "ClusterRoleBinding/system:discovery",
+            "legacy-default",
+            "medium",
+        ),
         PUBLIC,
     ],
     "custom-cluster-admin-anonymous": [
-        ("User/system:anonymous", "cluster-wide", "ClusterRole/cluster-admin",
-         "ClusterRoleBinding/debug-anonymous-admin", "custom", "critical"),
+        (
+            "User/system:anonymous",
+            "cluster-wide",
+            "ClusterRole/cluster-admin",
+            "ClusterRoleBinding/debug-anonymous-admin",
+            "custom",
+            "critical",
+        ),
         PUBLIC,
     ],
     "namespaced-secrets-unauthenticated": [
-        ("Group/system:unauthenticated", "payments", "Role/secret-reader", "RoleBinding/payments/read-secrets",
-         "custom", "critical"),
+        (
+            "Group/system:unauthenticated",
+            "payments",
+            "Role/secret-reader",
+            "RoleBinding/payments/read-secrets",
+            "custom",
+            "critical",
+        ),
         PUBLIC,
     ],
     "gitops-anonymous-binding": [
-        ("User/system:anonymous", "cluster-wide", "ClusterRole/view", "ClusterRoleBinding/public-dashboard-view",
-         "custom", "high"),
+        (
+            "User/system:anonymous",
+            "cluster-wide",
+            "ClusterRole/view",
+            "ClusterRoleBinding/public-dashboard-view",
+            "custom",
+            "high",
+        ),
         PUBLIC,
     ],
 }
@@ -48,13 +78,26 @@ EXPECTED_ROWS = {
 ALLOWED_PROBES = {
     "clean-modern": {"get /version", "get /healthz"},
     "upgraded-pre-1.14": {"get /version", "get /healthz", "get /api", "get /apis"},
-    "custom-cluster-admin-anonymous": {label for label in (
-        "get /version", "get /healthz", "get /api", "get /apis", "list pods (all namespaces)",
-        "list secrets (all namespaces)", "list namespaces (all namespaces)",
-        "create clusterrolebindings.rbac.authorization.k8s.io (all namespaces)")},
+    "custom-cluster-admin-anonymous": {
+        label
+        for label in (
+            "get /version",
+            "get /healthz",
+            "get /api",
+            "get /apis",
+            "list pods (all namespaces)",
+            "list secrets (all namespaces)",
+            "list namespaces (all namespaces)",
+            "create clusterrolebindings.rbac.authorization.k8s.io (all namespaces)",
+        )
+    },
     "namespaced-secrets-unauthenticated": {"get /version", "get /healthz"},
-    "gitops-anonymous-binding": {"get /version", "get /healthz", "list pods (all namespaces)",
-                                 "list namespaces (all namespaces)"},
+    "gitops-anonymous-binding": {
+        "get /version",
+        "get /healthz",
+        "list pods (all namespaces)",
+        "list namespaces (all namespaces)",
+    },
 }
 
 
@@ -93,9 +136,12 @@ def test_the_findings_own_call_is_probed_too(sandbox) -> None:  # noqa: F811
 
 
 def test_authenticated_bound_to_a_powerful_role_is_flagged_separately(sandbox) -> None:  # noqa: F811
-    grant = {"kind": "ClusterRoleBinding", "metadata": {"name": "everyone-edits"},
-             "roleRef": {"kind": "ClusterRole", "name": "edit", "apiGroup": "rbac.authorization.k8s.io"},
-             "subjects": [{"kind": "Group", "name": "system:authenticated"}]}
+    grant = {
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "everyone-edits"},
+        "roleRef": {"kind": "ClusterRole", "name": "edit", "apiGroup": "rbac.authorization.k8s.io"},
+        "subjects": [{"kind": "Group", "name": "system:authenticated"}],
+    }
     _, report = rbac.rbac_inspect(sandbox("clean-modern", grant).api())
     assert [(r.binding, r.risk) for r in report.authenticated] == [("ClusterRoleBinding/everyone-edits", "critical")]
     assert _rows(report) == [PUBLIC]  # not an anonymous row
@@ -103,9 +149,15 @@ def test_authenticated_bound_to_a_powerful_role_is_flagged_separately(sandbox) -
 
 def test_listing_follows_continue_tokens(sandbox, monkeypatch) -> None:  # noqa: F811
     monkeypatch.setattr(rbac, "PAGE_SIZE", 2)
-    many = [{"kind": "RoleBinding", "metadata": {"name": f"rb-{i}", "namespace": f"ns-{i % 3}"},
-             "roleRef": {"kind": "ClusterRole", "name": "view"}, "subjects": [{"kind": "User", "name": f"u{i}"}]}
-            for i in range(9)]
+    many = [
+        {
+            "kind": "RoleBinding",
+            "metadata": {"name": f"rb-{i}", "namespace": f"ns-{i % 3}"},
+            "roleRef": {"kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": f"u{i}"}],
+        }
+        for i in range(9)
+    ]
     box = sandbox("clean-modern", *many)
     objects = rbac.rbac_objects_fetch(box.api())
     assert len(objects.role_bindings) == 10  # the scenario's one + 9
@@ -156,4 +208,6 @@ def test_the_command_prints_the_report_as_json(sandbox) -> None:  # noqa: F811
     apis = next(p for p in data["probes"] if p["path"] == "/apis")
     assert apis["allowed"] is True and apis["verb"] == "get" and apis["namespace"] == ""
     assert [c["target"] for c in data["plan"]["changes"]] == [
-        "ClusterRoleBinding/system:basic-user", "ClusterRoleBinding/system:discovery"]
+        "ClusterRoleBinding/system:basic-user",
+        "ClusterRoleBinding/system:discovery",
+    ]

@@ -31,23 +31,29 @@ def test_no_plan_ever_touches_public_info_viewer(sandbox, scenario) -> None:  # 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     extra=st.lists(
-        st.sampled_from(["User/system:anonymous", "Group/system:unauthenticated", "Group/system:authenticated",
-                         "User/alice"]),
+        st.sampled_from(
+            ["User/system:anonymous", "Group/system:unauthenticated", "Group/system:authenticated", "User/alice"]
+        ),
         max_size=4,
     )
 )
 def test_public_info_viewer_is_never_planned_whatever_its_subjects(extra: list[str]) -> None:
     # given: any subjects on the public-info-viewer binding, and the same on a custom binding
     subjects = [{"kind": s.split("/")[0], "name": s.split("/")[1]} for s in extra]
-    binding = {"kind": "ClusterRoleBinding", "metadata": {"name": rbac.PUBLIC_INFO_VIEWER, "resourceVersion": "1"},
-               "roleRef": {"kind": "ClusterRole", "name": rbac.PUBLIC_INFO_VIEWER}, "subjects": subjects}
+    binding = {
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": rbac.PUBLIC_INFO_VIEWER, "resourceVersion": "1"},
+        "roleRef": {"kind": "ClusterRole", "name": rbac.PUBLIC_INFO_VIEWER},
+        "subjects": subjects,
+    }
     custom = copy.deepcopy(binding) | {"metadata": {"name": "custom", "resourceVersion": "2"}}
     objects = rbac.RbacObjects(cluster_roles=(), cluster_role_bindings=(binding, custom), roles=(), role_bindings=())
     # when
     plan = remediation.plan_compute(objects)
     # then
-    assert [c.target for c in plan.changes] == (["ClusterRoleBinding/custom"] if any(
-        rbac.is_anonymous(s) for s in subjects) else [])
+    assert [c.target for c in plan.changes] == (
+        ["ClusterRoleBinding/custom"] if any(rbac.is_anonymous(s) for s in subjects) else []
+    )
 
 
 def test_upgraded_cluster_loses_anonymous_discovery_but_keeps_healthz(sandbox) -> None:  # noqa: F811
@@ -67,7 +73,9 @@ def test_upgraded_cluster_loses_anonymous_discovery_but_keeps_healthz(sandbox) -
         assert box.subjects("clusterrolebindings", name) == ["Group/system:authenticated"]
         assert stored["metadata"]["annotations"][AUTOUPDATE] == "false"
     assert box.subjects("clusterrolebindings", rbac.PUBLIC_INFO_VIEWER) == [
-        "Group/system:authenticated", "Group/system:unauthenticated"]
+        "Group/system:authenticated",
+        "Group/system:unauthenticated",
+    ]
 
 
 def test_a_concurrent_edit_gives_409_and_is_not_overwritten(sandbox) -> None:  # noqa: F811
@@ -83,7 +91,10 @@ def test_a_concurrent_edit_gives_409_and_is_not_overwritten(sandbox) -> None:  #
     with pytest.raises(KubernetesConflictError, match="subjects added: User/carol"):
         remediation.change_apply(api, change)
     assert box.subjects("clusterrolebindings", "system:discovery") == [
-        "Group/system:authenticated", "Group/system:unauthenticated", "User/carol"]
+        "Group/system:authenticated",
+        "Group/system:unauthenticated",
+        "User/carol",
+    ]
 
 
 def test_the_server_refuses_a_stale_write_even_after_our_own_check(sandbox) -> None:  # noqa: F811
@@ -94,8 +105,14 @@ def test_the_server_refuses_a_stale_write_even_after_our_own_check(sandbox) -> N
     # given: the edit lands between our read and our delete (the server's precondition must catch it)
     def edit_first(verb: str, resource: str, name: str) -> None:
         box.store.before_write = None
-        box.store.patch(resource, "", name, {"metadata": {"labels": {"owner": "bob"}}},
-                        content_type="application/merge-patch+json", dry_run=False)
+        box.store.patch(
+            resource,
+            "",
+            name,
+            {"metadata": {"labels": {"owner": "bob"}}},
+            content_type="application/merge-patch+json",
+            dry_run=False,
+        )
 
     box.store.before_write = edit_first
     with pytest.raises(KubernetesConflictError, match="409"):
@@ -115,8 +132,15 @@ def test_a_repeated_apply_converges_without_writing_again(sandbox) -> None:  # n
     assert box.subjects("rolebindings", "read-secrets", "payments") == ["ServiceAccount/payments-api"]
 
 
-@pytest.mark.parametrize("scenario", ["upgraded-pre-1.14", "custom-cluster-admin-anonymous",
-                                      "namespaced-secrets-unauthenticated", "gitops-anonymous-binding"])
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "upgraded-pre-1.14",
+        "custom-cluster-admin-anonymous",
+        "namespaced-secrets-unauthenticated",
+        "gitops-anonymous-binding",
+    ],
+)
 def test_rollback_restores_exactly_the_snapshot(sandbox, scenario) -> None:  # noqa: F811
     box = sandbox(scenario)
     api = box.api()
@@ -126,8 +150,10 @@ def test_rollback_restores_exactly_the_snapshot(sandbox, scenario) -> None:  # n
     assert plan.changes
     outcomes = [remediation.change_apply(api, change) for change in plan.changes]
     # when
-    restored = [remediation.change_restore(api, c, expected_rv=o.resource_version_after)
-                for c, o in zip(reversed(plan.changes), reversed(outcomes), strict=True)]
+    restored = [
+        remediation.change_restore(api, c, expected_rv=o.resource_version_after)
+        for c, o in zip(reversed(plan.changes), reversed(outcomes), strict=True)
+    ]
     # then: subjects, rules, labels and annotations are the snapshot's, and anonymous can do what it could
     assert {r.result for r in restored} == {"restored"}
     for change in plan.changes:
@@ -142,11 +168,18 @@ def test_rollback_restores_exactly_the_snapshot(sandbox, scenario) -> None:  # n
 def test_rollback_does_not_overwrite_a_later_edit(sandbox) -> None:  # noqa: F811
     box = sandbox("upgraded-pre-1.14")
     api = box.api()
-    change = next(c for c in remediation.plan_compute(rbac.rbac_objects_fetch(api)).changes
-                  if c.name == "system:discovery")
+    change = next(
+        c for c in remediation.plan_compute(rbac.rbac_objects_fetch(api)).changes if c.name == "system:discovery"
+    )
     outcome = remediation.change_apply(api, change)
-    box.store.patch("clusterrolebindings", "", "system:discovery", {"metadata": {"labels": {"later": "edit"}}},
-                    content_type="application/merge-patch+json", dry_run=False)
+    box.store.patch(
+        "clusterrolebindings",
+        "",
+        "system:discovery",
+        {"metadata": {"labels": {"later": "edit"}}},
+        content_type="application/merge-patch+json",
+        dry_run=False,
+    )
     with pytest.raises(KubernetesConflictError, match="changed since the remediation"):
         remediation.change_restore(api, change, expected_rv=outcome.resource_version_after)
     assert box.store.get("clusterrolebindings", "", "system:discovery")["metadata"]["labels"]["later"] == "edit"
@@ -154,9 +187,15 @@ def test_rollback_does_not_overwrite_a_later_edit(sandbox) -> None:  # noqa: F81
 
 def test_rules_added_to_a_default_role_are_removed_and_pinned(sandbox) -> None:  # noqa: F811
     tampered = copy.deepcopy(rbac.DEFAULT_RULES["system:discovery"][0])
-    role = {"kind": "ClusterRole", "metadata": {"name": "system:discovery", "labels": {
-        "kubernetes.io/bootstrapping": "rbac-defaults"}, "annotations": {AUTOUPDATE: "true"}},
-            "rules": [tampered, {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}
+    role = {
+        "kind": "ClusterRole",
+        "metadata": {
+            "name": "system:discovery",
+            "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+            "annotations": {AUTOUPDATE: "true"},
+        },
+        "rules": [tampered, {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+    }
     box = sandbox("upgraded-pre-1.14", role)
     api = box.api()
     assert "list pods (all namespaces)" in _allowed(api)

@@ -56,15 +56,25 @@ def test_a_patch_naming_a_stale_resource_version_gets_409_and_changes_nothing(sa
     box = sandbox("upgraded-pre-1.14")
     rbac = k8s.RbacAuthorizationV1Api(box.api())
     read = _raw(rbac.read_cluster_role_binding("system:discovery", _preload_content=False))
-    box.store.patch("clusterrolebindings", "", "system:discovery", {"metadata": {"labels": {"x": "y"}}},
-                    content_type="application/merge-patch+json", dry_run=False)  # someone else edits
-    stale = [{"op": "replace", "path": "/metadata/resourceVersion", "value": read["metadata"]["resourceVersion"]},
-             {"op": "replace", "path": "/subjects", "value": []}]
+    box.store.patch(
+        "clusterrolebindings",
+        "",
+        "system:discovery",
+        {"metadata": {"labels": {"x": "y"}}},
+        content_type="application/merge-patch+json",
+        dry_run=False,
+    )  # someone else edits
+    stale = [
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": read["metadata"]["resourceVersion"]},
+        {"op": "replace", "path": "/subjects", "value": []},
+    ]
     with pytest.raises(ApiException) as caught:
         rbac.patch_cluster_role_binding("system:discovery", body=stale, _content_type="application/json-patch+json")
     assert caught.value.status == 409
     assert box.subjects("clusterrolebindings", "system:discovery") == [
-        "Group/system:authenticated", "Group/system:unauthenticated"]
+        "Group/system:authenticated",
+        "Group/system:unauthenticated",
+    ]
 
 
 def test_dry_run_validates_but_stores_nothing(sandbox) -> None:  # noqa: F811
@@ -72,8 +82,9 @@ def test_dry_run_validates_but_stores_nothing(sandbox) -> None:  # noqa: F811
     rbac = k8s.RbacAuthorizationV1Api(box.api())
     before = box.store.get("clusterrolebindings", "", "debug-anonymous-admin")
     rbac.delete_cluster_role_binding("debug-anonymous-admin", dry_run="All", _preload_content=False)
-    rbac.patch_cluster_role_binding("debug-anonymous-admin", body={"subjects": []}, dry_run="All",
-                                    _preload_content=False)
+    rbac.patch_cluster_role_binding(
+        "debug-anonymous-admin", body={"subjects": []}, dry_run="All", _preload_content=False
+    )
     assert box.store.get("clusterrolebindings", "", "debug-anonymous-admin") == before
 
 
@@ -81,17 +92,20 @@ def test_dry_run_validates_but_stores_nothing(sandbox) -> None:  # noqa: F811
     ("content_type", "body"),
     [
         ("application/json-patch+json", [{"op": "remove", "path": "/subjects/1"}]),
-        ("application/merge-patch+json", {"subjects": [{"kind": "Group", "name": "system:authenticated",
-                                                        "apiGroup": GROUP}]}),
-        ("application/strategic-merge-patch+json", {"subjects": [{"kind": "Group", "name": "system:authenticated",
-                                                                  "apiGroup": GROUP}]}),
+        (
+            "application/merge-patch+json",
+            {"subjects": [{"kind": "Group", "name": "system:authenticated", "apiGroup": GROUP}]},
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            {"subjects": [{"kind": "Group", "name": "system:authenticated", "apiGroup": GROUP}]},
+        ),
     ],
 )
 def test_the_three_patch_formats(sandbox, content_type, body) -> None:  # noqa: F811
     box = sandbox("upgraded-pre-1.14")
     rbac = k8s.RbacAuthorizationV1Api(box.api())
-    rbac.patch_cluster_role_binding("system:basic-user", body=body, _content_type=content_type,
-                                    _preload_content=False)
+    rbac.patch_cluster_role_binding("system:basic-user", body=body, _content_type=content_type, _preload_content=False)
     assert box.subjects("clusterrolebindings", "system:basic-user") == ["Group/system:authenticated"]
 
 
@@ -99,18 +113,23 @@ def test_role_ref_is_immutable(sandbox) -> None:  # noqa: F811
     box = sandbox()
     rbac = k8s.RbacAuthorizationV1Api(box.api())
     with pytest.raises(ApiException) as caught:
-        rbac.patch_cluster_role_binding("system:discovery", body={"roleRef": {"name": "cluster-admin"}},
-                                        _content_type="application/merge-patch+json")
+        rbac.patch_cluster_role_binding(
+            "system:discovery",
+            body={"roleRef": {"name": "cluster-admin"}},
+            _content_type="application/merge-patch+json",
+        )
     assert caught.value.status == 422
 
 
 def _sar(api: k8s.ApiClient, user: str, groups: list[str], **attributes: str) -> bool:
     if "path" in attributes:
-        spec = k8s.V1SubjectAccessReviewSpec(user=user, groups=groups,
-                                             non_resource_attributes=k8s.V1NonResourceAttributes(**attributes))
+        spec = k8s.V1SubjectAccessReviewSpec(
+            user=user, groups=groups, non_resource_attributes=k8s.V1NonResourceAttributes(**attributes)
+        )
     else:
-        spec = k8s.V1SubjectAccessReviewSpec(user=user, groups=groups,
-                                             resource_attributes=k8s.V1ResourceAttributes(**attributes))
+        spec = k8s.V1SubjectAccessReviewSpec(
+            user=user, groups=groups, resource_attributes=k8s.V1ResourceAttributes(**attributes)
+        )
     review = k8s.V1SubjectAccessReview(spec=spec)
     response = k8s.AuthorizationV1Api(api).create_subject_access_review(body=review, _preload_content=False)
     return bool(_raw(response)["status"]["allowed"])
@@ -130,8 +149,9 @@ def test_subject_access_review_wildcards_and_namespaces(sandbox) -> None:  # noq
     assert _sar(api, *anonymous, verb="get", resource="secrets", namespace="payments")
     assert not _sar(api, *anonymous, verb="get", resource="secrets", namespace="default")
     assert not _sar(api, *anonymous, verb="list", resource="secrets")  # a RoleBinding never grants cluster-wide
-    assert _sar(api, "system:serviceaccount:payments:payments-api", [], verb="watch", resource="secrets",
-                namespace="payments")
+    assert _sar(
+        api, "system:serviceaccount:payments:payments-api", [], verb="watch", resource="secrets", namespace="payments"
+    )
     assert _sar(api, "root", ["system:masters"], verb="escalate", resource="clusterroles", group=GROUP)
 
 
@@ -144,5 +164,7 @@ def test_requests_are_authorised_with_rbac_and_refusals_read_like_the_real_serve
     with pytest.raises(ApiException) as caught:
         k8s.RbacAuthorizationV1Api(api).list_cluster_role_binding(_preload_content=False)
     assert caught.value.status == 403
-    assert 'User "watchpost" cannot list resource "clusterrolebindings" in API group "rbac.authorization.k8s.io" ' \
+    assert (
+        'User "watchpost" cannot list resource "clusterrolebindings" in API group "rbac.authorization.k8s.io" '
         "at the cluster scope" in json.loads(caught.value.body)["message"]
+    )

@@ -189,7 +189,7 @@ def rbac_remediation_propose(
         plan = remediation.Plan(changes=tuple(c for c in plan.changes if c.target in targets), refusals=plan.refusals)
     if not plan.changes:
         raise ValidationError("Nothing to remediate: the plan is empty.")
-    cluster = (source.result.get("cluster") or {}).get("id") or source.params.get("cluster", "")
+    cluster = source.params.get("cluster") or (source.result.get("cluster") or {}).get("id", "")
     return action_run_request(
         incident_id=incident_id,
         action=REMEDIATE,
@@ -235,6 +235,11 @@ def _probes(api: Any, run: ActionRun) -> list[dict[str, Any]]:
 def _probe_table(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[dict[str, Any]]:
     now = {probe["label"]: probe["allowed"] for probe in after}
     return [{"probe": p["label"], "before": p["allowed"], "after": now.get(p["label"])} for p in before]
+
+
+def _cluster_ref(*, run: ActionRun) -> dict[str, Any]:
+    cluster = _cluster(run=run)
+    return {"id": cluster.pk, "name": str(cluster)}
 
 
 def _conflict(*, run: ActionRun, api: Any, error: KubernetesConflictError, outcomes: list[dict[str, Any]]) -> NoReturn:
@@ -310,7 +315,7 @@ def rbac_remediate_run(*, run: ActionRun) -> dict[str, Any]:
     )
     return {
         "summary": summary,
-        "cluster": cluster.pk,
+        "cluster": {"id": cluster.pk, "name": str(cluster)},
         "outcomes": outcomes,
         "probes": table,
         "evidence": {"snapshot": snapshot_id, "after": after_id},
@@ -365,7 +370,7 @@ def rbac_rollback_run(*, run: ActionRun) -> dict[str, Any]:
     )
     return {
         "summary": summary,
-        "cluster": cluster.pk,
+        "cluster": {"id": cluster.pk, "name": str(cluster)},
         "outcomes": outcomes,
         "probes": table,
         "evidence": {"after": evidence_id},

@@ -166,11 +166,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, code: int, payload: Any) -> None:
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away mid-request (a killed worker): nothing to tell
 
 
 def _forbidden(user: str, attrs: Attributes) -> ApiError:

@@ -16,14 +16,14 @@ from integrations.models import Cluster
 from playbooks.actions import action_run_approve, action_run_request
 from playbooks.models import ActionRun, ChecklistItem, PlaybookStep
 from playbooks.tasks import action_run_task
-from tests.sandbox_fixtures import Sandbox, sandbox  # noqa: F401 - the fixture
+from tests.sandbox_fixtures import Sandbox
 
 pytestmark = pytest.mark.django_db
 Status = ActionRun.Status
 
 
 @pytest.fixture
-def rbac_case(incident: Incident, sandbox, settings, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
+def rbac_case(incident: Incident, sandbox, settings, tmp_path):  # type: ignore[no-untyped-def]
     """The incident's part-2 steps carry the RBAC actions; its cluster is the upgraded-cluster sandbox."""
     settings.MEDIA_ROOT = tmp_path / "media"
     PlaybookStep.objects.filter(playbook=incident.playbook, step_id="p2-isolate").update(action="rbac.inspect")

@@ -28,7 +28,6 @@ from integrations.models import Cluster
 from playbooks.actions import action_run_approve, action_run_request
 from playbooks.models import ActionRun
 from playbooks.tasks import action_run_task, action_runs_sweep_task
-from tests.sandbox_fixtures import sandbox  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +76,7 @@ def test_a_worker_killed_mid_apply_leaves_a_state_the_next_run_converges_from(
     responder,
     manager,
     tmp_path,
-    write_lands,  # noqa: F811
+    write_lands,
 ) -> None:
     if not settings.CELERY_BROKER_URL.startswith("redis://"):
         pytest.skip("needs the Redis broker that `make test` configures")

@@ -9,7 +9,6 @@ from django.core.management import call_command
 from integrations.errors import PermanentIntegrationError, TransientIntegrationError
 from integrations.kubernetes import rbac
 from integrations.kubernetes.client import Connection, api_client
-from tests.sandbox_fixtures import sandbox  # noqa: F401 - the fixture
 
 PUBLIC = (
     "Group/system:unauthenticated",
@@ -106,7 +105,7 @@ def _rows(report: rbac.ExposureReport) -> list[tuple[str, ...]]:
 
 
 @pytest.mark.parametrize("scenario", sorted(EXPECTED_ROWS))
-def test_each_scenario_gives_its_exposure_report_row_for_row(sandbox, scenario) -> None:  # noqa: F811
+def test_each_scenario_gives_its_exposure_report_row_for_row(sandbox, scenario) -> None:
     _, report = rbac.rbac_inspect(sandbox(scenario).api())
     assert _rows(report) == EXPECTED_ROWS[scenario]
     allowed = {probe.label for probe in report.probes if probe.allowed}
@@ -114,19 +113,19 @@ def test_each_scenario_gives_its_exposure_report_row_for_row(sandbox, scenario) 
     assert len(report.probes) == len(rbac.FIXED_PROBES)
 
 
-def test_gitops_ownership_is_noted(sandbox) -> None:  # noqa: F811
+def test_gitops_ownership_is_noted(sandbox) -> None:
     _, report = rbac.rbac_inspect(sandbox("gitops-anonymous-binding").api())
     assert report.rows[0].gitops.startswith("Argo CD (argocd.argoproj.io/tracking-id=platform-rbac")
     assert report.rows[1].gitops == ""
 
 
-def test_effective_permissions_list_verbs_resources_and_urls(sandbox) -> None:  # noqa: F811
+def test_effective_permissions_list_verbs_resources_and_urls(sandbox) -> None:
     _, report = rbac.rbac_inspect(sandbox("namespaced-secrets-unauthenticated").api())
     assert report.rows[0].permissions == (rbac.Permission(verbs=("get", "list", "watch"), resources=("secrets",)),)
     assert "/healthz" in report.rows[1].permissions[0].non_resource_urls
 
 
-def test_the_findings_own_call_is_probed_too(sandbox) -> None:  # noqa: F811
+def test_the_findings_own_call_is_probed_too(sandbox) -> None:
     api = sandbox("namespaced-secrets-unauthenticated").api()
     finding = {"verb": "get", "resource": "secrets", "namespace": "payments", "request_uri": "/api/v1/..."}
     _, report = rbac.rbac_inspect(api, finding=finding)
@@ -135,7 +134,7 @@ def test_the_findings_own_call_is_probed_too(sandbox) -> None:  # noqa: F811
     assert 'RoleBinding "read-secrets/payments"' in probe.reason
 
 
-def test_authenticated_bound_to_a_powerful_role_is_flagged_separately(sandbox) -> None:  # noqa: F811
+def test_authenticated_bound_to_a_powerful_role_is_flagged_separately(sandbox) -> None:
     grant = {
         "kind": "ClusterRoleBinding",
         "metadata": {"name": "everyone-edits"},
@@ -147,7 +146,7 @@ def test_authenticated_bound_to_a_powerful_role_is_flagged_separately(sandbox) -
     assert _rows(report) == [PUBLIC]  # not an anonymous row
 
 
-def test_listing_follows_continue_tokens(sandbox, monkeypatch) -> None:  # noqa: F811
+def test_listing_follows_continue_tokens(sandbox, monkeypatch) -> None:
     monkeypatch.setattr(rbac, "PAGE_SIZE", 2)
     many = [
         {
@@ -165,7 +164,7 @@ def test_listing_follows_continue_tokens(sandbox, monkeypatch) -> None:  # noqa:
     assert len(pages) == 5 and sum("continue=" in path for path in pages) == 4
 
 
-def test_a_missing_permission_is_named(sandbox, tmp_path) -> None:  # noqa: F811
+def test_a_missing_permission_is_named(sandbox, tmp_path) -> None:
     box = sandbox()
     token = box.cluster.token_add("watchpost")
     path = tmp_path / "limited.yaml"
@@ -177,14 +176,14 @@ def test_a_missing_permission_is_named(sandbox, tmp_path) -> None:  # noqa: F811
     )
 
 
-def test_a_bad_token_says_401(sandbox, tmp_path) -> None:  # noqa: F811
+def test_a_bad_token_says_401(sandbox, tmp_path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(json.dumps(sandbox().cluster.kubeconfig(token="expired")))  # noqa: S106
     with pytest.raises(PermanentIntegrationError, match="401 Unauthorized"):
         rbac.rbac_inspect(api_client(Connection(name="bad", kubeconfig=str(path))))
 
 
-def test_an_unreachable_endpoint_is_transient_and_says_so(sandbox, tmp_path) -> None:  # noqa: F811
+def test_an_unreachable_endpoint_is_transient_and_says_so(sandbox, tmp_path) -> None:
     box = sandbox()
     config = box.cluster.kubeconfig()
     box.cluster.stop()  # nothing listens there any more
@@ -196,7 +195,7 @@ def test_an_unreachable_endpoint_is_transient_and_says_so(sandbox, tmp_path) -> 
         rbac.rbac_inspect(api)
 
 
-def test_the_command_prints_the_report_as_json(sandbox) -> None:  # noqa: F811
+def test_the_command_prints_the_report_as_json(sandbox) -> None:
     box = sandbox("upgraded-pre-1.14")
     out = StringIO()
     call_command("rbac_inspect", "--kubeconfig", str(box.kubeconfig), "--json", stdout=out)

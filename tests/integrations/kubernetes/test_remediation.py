@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from integrations.kubernetes import rbac, remediation
 from integrations.kubernetes.client import KubernetesConflictError
-from tests.sandbox_fixtures import SCENARIO_NAMES, sandbox  # noqa: F401 - the fixture
+from tests.sandbox_fixtures import SCENARIO_NAMES
 
 AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
 
@@ -18,7 +18,7 @@ def _allowed(api) -> set[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("scenario", SCENARIO_NAMES)
-def test_no_plan_ever_touches_public_info_viewer(sandbox, scenario) -> None:  # noqa: F811
+def test_no_plan_ever_touches_public_info_viewer(sandbox, scenario) -> None:
     objects = rbac.rbac_objects_fetch(sandbox(scenario).api())
     everything = remediation.plan_compute(objects)
     asked = remediation.plan_compute(objects, targets=["ClusterRoleBinding/system:public-info-viewer"])
@@ -56,7 +56,7 @@ def test_public_info_viewer_is_never_planned_whatever_its_subjects(extra: list[s
     )
 
 
-def test_upgraded_cluster_loses_anonymous_discovery_but_keeps_healthz(sandbox) -> None:  # noqa: F811
+def test_upgraded_cluster_loses_anonymous_discovery_but_keeps_healthz(sandbox) -> None:
     box = sandbox("upgraded-pre-1.14")
     api = box.api()
     assert {"get /api", "get /apis", "get /healthz", "get /version"} <= _allowed(api)
@@ -78,7 +78,7 @@ def test_upgraded_cluster_loses_anonymous_discovery_but_keeps_healthz(sandbox) -
     ]
 
 
-def test_a_concurrent_edit_gives_409_and_is_not_overwritten(sandbox) -> None:  # noqa: F811
+def test_a_concurrent_edit_gives_409_and_is_not_overwritten(sandbox) -> None:
     box = sandbox("upgraded-pre-1.14")
     api = box.api()
     plan = remediation.plan_compute(rbac.rbac_objects_fetch(api))
@@ -97,7 +97,7 @@ def test_a_concurrent_edit_gives_409_and_is_not_overwritten(sandbox) -> None:  #
     ]
 
 
-def test_the_server_refuses_a_stale_write_even_after_our_own_check(sandbox) -> None:  # noqa: F811
+def test_the_server_refuses_a_stale_write_even_after_our_own_check(sandbox) -> None:
     box = sandbox("custom-cluster-admin-anonymous")
     api = box.api()
     change = remediation.plan_compute(rbac.rbac_objects_fetch(api)).changes[0]
@@ -120,7 +120,7 @@ def test_the_server_refuses_a_stale_write_even_after_our_own_check(sandbox) -> N
     assert box.store.get("clusterrolebindings", "", "debug-anonymous-admin")["metadata"]["labels"] == {"owner": "bob"}
 
 
-def test_a_repeated_apply_converges_without_writing_again(sandbox) -> None:  # noqa: F811
+def test_a_repeated_apply_converges_without_writing_again(sandbox) -> None:
     box = sandbox("namespaced-secrets-unauthenticated")
     api = box.api()
     change = remediation.plan_compute(rbac.rbac_objects_fetch(api)).changes[0]
@@ -141,7 +141,7 @@ def test_a_repeated_apply_converges_without_writing_again(sandbox) -> None:  # n
         "gitops-anonymous-binding",
     ],
 )
-def test_rollback_restores_exactly_the_snapshot(sandbox, scenario) -> None:  # noqa: F811
+def test_rollback_restores_exactly_the_snapshot(sandbox, scenario) -> None:
     box = sandbox(scenario)
     api = box.api()
     objects = rbac.rbac_objects_fetch(api)
@@ -165,7 +165,7 @@ def test_rollback_restores_exactly_the_snapshot(sandbox, scenario) -> None:  # n
     assert _allowed(api) == before_probes
 
 
-def test_rollback_does_not_overwrite_a_later_edit(sandbox) -> None:  # noqa: F811
+def test_rollback_does_not_overwrite_a_later_edit(sandbox) -> None:
     box = sandbox("upgraded-pre-1.14")
     api = box.api()
     change = next(
@@ -185,7 +185,7 @@ def test_rollback_does_not_overwrite_a_later_edit(sandbox) -> None:  # noqa: F81
     assert box.store.get("clusterrolebindings", "", "system:discovery")["metadata"]["labels"]["later"] == "edit"
 
 
-def test_rules_added_to_a_default_role_are_removed_and_pinned(sandbox) -> None:  # noqa: F811
+def test_rules_added_to_a_default_role_are_removed_and_pinned(sandbox) -> None:
     tampered = copy.deepcopy(rbac.DEFAULT_RULES["system:discovery"][0])
     role = {
         "kind": "ClusterRole",

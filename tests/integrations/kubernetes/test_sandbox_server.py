@@ -7,7 +7,6 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from integrations.kubernetes.client import Connection, api_client
-from tests.sandbox_fixtures import sandbox  # noqa: F401 - the fixture
 
 GROUP = "rbac.authorization.k8s.io"
 
@@ -26,7 +25,7 @@ def _raw(response) -> dict:  # type: ignore[no-untyped-def]
     return json.loads(response.data)
 
 
-def test_requests_without_a_valid_token_get_401(sandbox, tmp_path) -> None:  # noqa: F811
+def test_requests_without_a_valid_token_get_401(sandbox, tmp_path) -> None:
     box = sandbox()
     config = box.cluster.kubeconfig(token="not-a-token")  # noqa: S106
     path = tmp_path / "bad.yaml"
@@ -37,7 +36,7 @@ def test_requests_without_a_valid_token_get_401(sandbox, tmp_path) -> None:  # n
     assert caught.value.status == 401
 
 
-def test_lists_page_with_limit_and_continue(sandbox) -> None:  # noqa: F811
+def test_lists_page_with_limit_and_continue(sandbox) -> None:
     box = sandbox("clean-modern", *[_binding(f"b-{i:03}", ("User", f"u{i}")) for i in range(7)])
     rbac = k8s.RbacAuthorizationV1Api(box.api())
     names, token, pages = [], None, 0
@@ -52,7 +51,7 @@ def test_lists_page_with_limit_and_continue(sandbox) -> None:  # noqa: F811
     assert names == sorted(names) and len(set(names)) == 11
 
 
-def test_a_patch_naming_a_stale_resource_version_gets_409_and_changes_nothing(sandbox) -> None:  # noqa: F811
+def test_a_patch_naming_a_stale_resource_version_gets_409_and_changes_nothing(sandbox) -> None:
     box = sandbox("upgraded-pre-1.14")
     rbac = k8s.RbacAuthorizationV1Api(box.api())
     read = _raw(rbac.read_cluster_role_binding("system:discovery", _preload_content=False))
@@ -77,7 +76,7 @@ def test_a_patch_naming_a_stale_resource_version_gets_409_and_changes_nothing(sa
     ]
 
 
-def test_dry_run_validates_but_stores_nothing(sandbox) -> None:  # noqa: F811
+def test_dry_run_validates_but_stores_nothing(sandbox) -> None:
     box = sandbox("custom-cluster-admin-anonymous")
     rbac = k8s.RbacAuthorizationV1Api(box.api())
     before = box.store.get("clusterrolebindings", "", "debug-anonymous-admin")
@@ -102,14 +101,14 @@ def test_dry_run_validates_but_stores_nothing(sandbox) -> None:  # noqa: F811
         ),
     ],
 )
-def test_the_three_patch_formats(sandbox, content_type, body) -> None:  # noqa: F811
+def test_the_three_patch_formats(sandbox, content_type, body) -> None:
     box = sandbox("upgraded-pre-1.14")
     rbac = k8s.RbacAuthorizationV1Api(box.api())
     rbac.patch_cluster_role_binding("system:basic-user", body=body, _content_type=content_type, _preload_content=False)
     assert box.subjects("clusterrolebindings", "system:basic-user") == ["Group/system:authenticated"]
 
 
-def test_role_ref_is_immutable(sandbox) -> None:  # noqa: F811
+def test_role_ref_is_immutable(sandbox) -> None:
     box = sandbox()
     rbac = k8s.RbacAuthorizationV1Api(box.api())
     with pytest.raises(ApiException) as caught:
@@ -135,7 +134,7 @@ def _sar(api: k8s.ApiClient, user: str, groups: list[str], **attributes: str) ->
     return bool(_raw(response)["status"]["allowed"])
 
 
-def test_subject_access_review_uses_only_the_groups_given(sandbox) -> None:  # noqa: F811
+def test_subject_access_review_uses_only_the_groups_given(sandbox) -> None:
     api = sandbox("upgraded-pre-1.14").api()
     # the group binding is found only when the group is passed (kubectl --as without --as-group misses it)
     assert _sar(api, "system:anonymous", ["system:unauthenticated"], verb="get", path="/apis")
@@ -143,7 +142,7 @@ def test_subject_access_review_uses_only_the_groups_given(sandbox) -> None:  # n
     assert _sar(api, "system:anonymous", ["system:unauthenticated"], verb="get", path="/apis/apps/v1")  # prefix *
 
 
-def test_subject_access_review_wildcards_and_namespaces(sandbox) -> None:  # noqa: F811
+def test_subject_access_review_wildcards_and_namespaces(sandbox) -> None:
     api = sandbox("namespaced-secrets-unauthenticated").api()
     anonymous = ("system:anonymous", ["system:unauthenticated"])
     assert _sar(api, *anonymous, verb="get", resource="secrets", namespace="payments")
@@ -155,7 +154,7 @@ def test_subject_access_review_wildcards_and_namespaces(sandbox) -> None:  # noq
     assert _sar(api, "root", ["system:masters"], verb="escalate", resource="clusterroles", group=GROUP)
 
 
-def test_requests_are_authorised_with_rbac_and_refusals_read_like_the_real_server(sandbox, tmp_path) -> None:  # noqa: F811
+def test_requests_are_authorised_with_rbac_and_refusals_read_like_the_real_server(sandbox, tmp_path) -> None:
     box = sandbox()
     token = box.cluster.token_add("watchpost", ["watchpost-readers"])
     path = tmp_path / "limited.yaml"

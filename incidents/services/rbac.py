@@ -11,6 +11,7 @@ what will be applied. Progress is saved after each object, so a run repeated aft
 """
 
 import json
+import logging
 from typing import Any, NoReturn
 
 from django.contrib.auth.models import User
@@ -20,6 +21,7 @@ from django.db import transaction
 from incidents import permissions, timeline
 from incidents.errors import ValidationError
 from incidents.models import Evidence, Incident
+from incidents.selectors import incident_queryset_for_user
 from incidents.services.evidence import evidence_add
 from integrations.errors import PermanentIntegrationError
 from integrations.kubernetes import rbac as k8s_rbac
@@ -31,6 +33,7 @@ from playbooks.actions import action_run_progress, action_run_request
 from playbooks.models import ActionRun
 
 INSPECT, REMEDIATE, ROLLBACK = "rbac.inspect", "rbac.remediate", "rbac.rollback"
+security_log = logging.getLogger("watchpost.security")
 
 
 # -- clusters -------------------------------------------------------------------------------------
@@ -103,6 +106,19 @@ def _event(*, run: ActionRun, actor: User | None, summary: str, data: dict[str, 
         )
 
 
+def _security_log(*, run: ActionRun, what: str, targets: list[str]) -> None:
+    """Remediation actions in the security log (S13): who asked, who approved, which objects."""
+    security_log.info(
+        "%s run=%s incident=%s requested_by=%s approved_by=%s objects=%s",
+        what,
+        run.pk,
+        run.incident_id,
+        run.requested_by.get_username() if run.requested_by else "-",
+        run.approved_by.get_username() if run.approved_by else "-",
+        ",".join(targets),
+    )
+
+
 def _probe_line(probes: list[dict[str, Any]]) -> str:
     return "; ".join(f"{p['label']} {'allowed' if p['allowed'] else 'denied'}" for p in probes)
 
@@ -172,7 +188,9 @@ def rbac_remediation_propose(
 ) -> ActionRun:
     """Freeze a Watchpost-computed plan (optionally narrowed to `targets`) into a proposed rbac.remediate run."""
     permissions.require(permissions.can_work(actor), "Viewers cannot propose a remediation.")
-    source = ActionRun.objects.get(pk=source_run_id, incident_id=incident_id)
+    source = ActionRun.objects.get(
+        pk=source_run_id, incident_id=incident_id, incident__in=incident_queryset_for_user(actor)
+    )
     plan = remediation.Plan.from_dict(_source_plan(source))
     asked_public = [t for t in targets or [] if t.rsplit("/", 1)[-1] == k8s_rbac.PUBLIC_INFO_VIEWER]
     if asked_public:
@@ -202,7 +220,9 @@ def rbac_remediation_propose(
 
 def rbac_rollback_propose(*, incident_id: int, actor: User, remediation_run_id: int) -> ActionRun:
     permissions.require(permissions.can_work(actor), "Viewers cannot propose a rollback.")
-    parent = ActionRun.objects.get(pk=remediation_run_id, incident_id=incident_id, action=REMEDIATE)
+    parent = ActionRun.objects.get(
+        pk=remediation_run_id, incident_id=incident_id, action=REMEDIATE, incident__in=incident_queryset_for_user(actor)
+    )
     if not _applied(parent):
         raise ValidationError(f"Run #{parent.pk} changed nothing in the cluster: there is nothing to roll back.")
     if (
@@ -283,6 +303,7 @@ def rbac_remediate_run(*, run: ActionRun) -> dict[str, Any]:
     for check in remediation.plan_dry_run(api, plan):
         if check["ok"] != "yes":
             _conflict(run=run, api=api, error=KubernetesConflictError(check["message"]), outcomes=[])
+    _security_log(run=run, what="rbac remediation", targets=[c.target for c in plan.changes])
     outcomes: list[dict[str, Any]] = []
     for change in plan.changes:
         try:
@@ -335,6 +356,7 @@ def rbac_rollback_run(*, run: ActionRun) -> dict[str, Any]:
     before = run.progress.get("probes_before") or _remember(run, probes_before=_probes(api, run))["probes_before"]
     outcomes: list[dict[str, Any]] = list(run.progress.get("outcomes") or [])
     done = {o["target"] for o in outcomes}
+    _security_log(run=run, what="rbac rollback", targets=sorted(applied))
     for change in reversed(plan.changes):
         if change.target not in applied or change.target in done:
             continue

@@ -68,6 +68,7 @@ def finding_call(*, incident: Incident) -> dict[str, str]:
         "verb": str(call.get("verb") or ""),
         "resource": str(call.get("resource") or ""),
         "namespace": str(call.get("namespace") or ""),
+        "name": str(call.get("resourceName") or ""),
         "request_uri": str(call.get("requestUri") or ""),
     }
 

@@ -142,7 +142,8 @@ class Probe:
         if self.path:
             return f"{self.verb} {self.path}"
         where = f" in {self.namespace}" if self.namespace else " (all namespaces)"
-        return f"{self.verb} {self.resource}{'.' + self.group if self.group else ''}{where}"
+        named = f"/{self.name}" if self.name else ""
+        return f"{self.verb} {self.resource}{'.' + self.group if self.group else ''}{named}{where}"
 
 
 @dataclass(frozen=True)
@@ -399,7 +400,13 @@ def finding_probe(finding: Mapping[str, str]) -> Probe | None:
         return None
     resource = finding.get("resource") or ""
     if resource:
-        return Probe(verb=verb, resource=resource, namespace=finding.get("namespace") or "", source="finding")
+        return Probe(
+            verb=verb,
+            resource=resource,
+            namespace=finding.get("namespace") or "",
+            name=finding.get("name") or "",
+            source="finding",
+        )
     path = (finding.get("path") or finding.get("request_uri") or "").split("?", 1)[0]
     return Probe(verb=verb, path=path, source="finding") if path else None
 

@@ -283,12 +283,30 @@ def _conflict(*, run: ActionRun, api: Any, error: KubernetesConflictError, outco
     raise PermanentIntegrationError(f"{error}. Nothing was overwritten; a new plan is shown for approval.") from error
 
 
-def rbac_remediate_run(*, run: ActionRun) -> dict[str, Any]:
-    plan = remediation.Plan.from_dict(run.params.get("plan") or {})
-    if not plan.changes:
-        raise ValidationError("The run carries no plan.")
+def _verified_plan(run: ActionRun) -> remediation.Plan:
+    """The run's plan, only if every change is one Watchpost computed in the run it names as its source.
+
+    Run parameters can also arrive through the generic action form; a plan typed into a form is refused.
+    """
+    data, source_id = run.params.get("plan"), str(run.params.get("source_run") or "")
+    source = (
+        ActionRun.objects.filter(pk=int(source_id), incident_id=run.incident_id).first()
+        if source_id.isdigit()
+        else None
+    )
+    if not isinstance(data, dict) or source is None:
+        raise ValidationError("Refused: this run carries no plan computed by Watchpost. Propose from an inspection.")
+    plan = remediation.Plan.from_dict(data)
+    computed = remediation.Plan.from_dict(_source_plan(source)).changes
+    if not plan.changes or any(change not in computed for change in plan.changes):
+        raise ValidationError(f"Refused: the plan differs from the one run #{source.pk} computed.")
     if any(c.name == k8s_rbac.PUBLIC_INFO_VIEWER for c in plan.changes):
         raise ValidationError("Refused: system:public-info-viewer is never changed.")  # defence in depth
+    return plan
+
+
+def rbac_remediate_run(*, run: ActionRun) -> dict[str, Any]:
+    plan = _verified_plan(run)
     cluster = _cluster(run=run)
     api = api_client(cluster_connection(cluster))
     actor = run.approved_by or run.requested_by

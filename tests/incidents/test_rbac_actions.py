@@ -223,3 +223,36 @@ def test_the_forms_refuse_viewers_and_anonymous_visitors(rbac_case, responder, v
     client.force_login(viewer)
     assert client.post(propose, {"source_run": inspection.pk}).status_code == 403
     assert not ActionRun.objects.filter(action="rbac.remediate").exists()
+
+
+def test_a_plan_typed_into_the_generic_action_form_is_refused(rbac_case, responder, manager) -> None:
+    box: Sandbox = rbac_case["box"]
+    incident = rbac_case["incident"]
+    inspection = _inspect(rbac_case, responder)
+    # given: a proposal whose plan is not the inspection's (here: the public-info-viewer binding, emptied)
+    forged = json.loads(json.dumps(inspection.result["plan"]))
+    forged["changes"][0]["name"] = "system:public-info-viewer"
+    forged["changes"][0]["after"]["subjects"] = []
+    run = action_run_request(
+        incident_id=incident.pk,
+        action="rbac.remediate",
+        actor=responder,
+        params={"plan": forged, "source_run": str(inspection.pk)},
+    )
+    typed = action_run_request(
+        incident_id=incident.pk,
+        action="rbac.remediate",
+        actor=responder,
+        params={"plan": "{}", "source_run": str(inspection.pk)},
+    )
+    for proposal in (run, typed):
+        action_run_approve(run_id=proposal.pk, actor=manager)
+        # when
+        done = _run(proposal)
+        # then
+        assert done.status == Status.FAILED and done.error.startswith("Refused:")
+    assert box.subjects("clusterrolebindings", "system:public-info-viewer") == [
+        "Group/system:authenticated",
+        "Group/system:unauthenticated",
+    ]
+    assert not [r for r in box.cluster.requests if r[0] in ("PATCH", "DELETE") and "dryRun" not in r[1]]

@@ -29,6 +29,13 @@ def rbac_latest_inspection(incident: Incident) -> ActionRun | None:
 
 
 @register.filter
+def rollback_pending_or_done(run: ActionRun) -> bool:
+    """A rollback of this remediation is proposed, queued, running or succeeded (so none can be proposed)."""
+    over = (ActionRun.Status.REJECTED, ActionRun.Status.CANCELLED, ActionRun.Status.FAILED)
+    return run.children.filter(action="rbac.rollback").exclude(status__in=over).exists()
+
+
+@register.filter
 def subject_label(subject: dict[str, Any]) -> str:
     return _subject_label(subject)
 

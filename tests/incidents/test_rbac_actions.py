@@ -122,6 +122,13 @@ def test_propose_approve_apply_verify_and_roll_back(rbac_case, responder, manage
     summaries = [e.summary for e in events(incident, TimelineEvent.Kind.ACTION)]
     assert any(s.startswith("Remediation applied on payments-prod") for s in summaries)
     assert any(s.startswith(f"Remediation #{applied.pk} rolled back") for s in summaries)
+    # the page shows both before/after tables and no longer offers a second rollback
+    client = Client()
+    client.force_login(responder)
+    page = client.get(reverse("incidents:detail", args=[incident.pk])).content.decode()
+    assert page.count('class="dense rbac-probes"') == 2 and "Propose rollback of run" not in page
+    with pytest.raises(ValidationError, match="already proposed or done"):
+        rbac_rollback_propose(incident_id=incident.pk, actor=responder, remediation_run_id=applied.pk)
 
 
 def test_approval_rules(rbac_case, responder, manager, viewer) -> None:

@@ -5,6 +5,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from kubernetes import client as k8s
 
 from integrations.errors import PermanentIntegrationError, TransientIntegrationError
 from integrations.kubernetes import rbac
@@ -210,3 +211,14 @@ def test_the_command_prints_the_report_as_json(sandbox) -> None:
         "ClusterRoleBinding/system:basic-user",
         "ClusterRoleBinding/system:discovery",
     ]
+
+
+def test_the_scan_never_builds_the_clients_model_classes(sandbox, monkeypatch) -> None:
+    # P10: responses are parsed with json.loads; deserialising into models is what made big lists slow
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("a response was deserialised into model classes")
+
+    monkeypatch.setattr(k8s.ApiClient, "response_deserialize", refuse)
+    monkeypatch.setattr(k8s.ApiClient, "deserialize", refuse)
+    objects, report = rbac.rbac_inspect(sandbox("upgraded-pre-1.14").api())
+    assert len(objects.cluster_role_bindings) == 4 and len(report.probes) == len(rbac.FIXED_PROBES)

@@ -167,3 +167,20 @@ def test_requests_are_authorised_with_rbac_and_refusals_read_like_the_real_serve
         'User "watchpost" cannot list resource "clusterrolebindings" in API group "rbac.authorization.k8s.io" '
         "at the cluster scope" in json.loads(caught.value.body)["message"]
     )
+
+
+def test_create_and_update_follow_the_api_servers_rules(sandbox) -> None:
+    box = sandbox()
+    rbac = k8s.RbacAuthorizationV1Api(box.api())
+    created = _raw(rbac.create_cluster_role_binding(body=_binding("ops", ("User", "dana")), _preload_content=False))
+    with pytest.raises(ApiException) as exists:
+        rbac.create_cluster_role_binding(body=_binding("ops", ("User", "dana")))
+    assert exists.value.status == 409 and json.loads(exists.value.body)["reason"] == "AlreadyExists"
+    # an update naming the resourceVersion it read succeeds once; the same stale body then conflicts
+    body = created | {"subjects": [{"kind": "User", "name": "erin", "apiGroup": GROUP}]}
+    updated = _raw(rbac.replace_cluster_role_binding("ops", body=body, _preload_content=False))
+    assert updated["metadata"]["resourceVersion"] != created["metadata"]["resourceVersion"]
+    with pytest.raises(ApiException) as stale:
+        rbac.replace_cluster_role_binding("ops", body=body)
+    assert stale.value.status == 409
+    assert box.subjects("clusterrolebindings", "ops") == ["User/erin"]

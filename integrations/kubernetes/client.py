@@ -15,6 +15,7 @@ the ClusterRole in `docs/kubernetes-rbac.md`. Kubernetes permissions are named i
 """
 
 import base64
+import hashlib
 import json
 import re
 import tempfile
@@ -23,6 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -154,10 +156,14 @@ def eks_configuration(connection: Connection) -> k8s.Configuration:
 
 
 def _ca_file(data: str) -> str:
-    # The client wants a file path; the CA is public, so a temporary file is fine.
-    with tempfile.NamedTemporaryFile("wb", suffix=".crt", prefix="eks-ca-", delete=False) as handle:
-        handle.write(base64.b64decode(data))
-        return handle.name
+    """The client wants a file path. The CA is public; one file per distinct CA, reused across runs."""
+    pem = base64.b64decode(data)
+    path = Path(tempfile.gettempdir()) / f"watchpost-eks-ca-{hashlib.sha256(pem).hexdigest()[:24]}.crt"
+    if not path.exists() or path.read_bytes() != pem:
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, suffix=".tmp", delete=False) as handle:
+            handle.write(pem)
+        Path(handle.name).replace(path)  # atomic: a concurrent reader never sees half a file
+    return str(path)
 
 
 def api_client(connection: Connection) -> k8s.ApiClient:

@@ -57,6 +57,7 @@ class SandboxCluster:
         self.admin_token = secrets.token_urlsafe(24)
         # token → (user, groups). The admin is in system:masters, like the EKS cluster creator.
         self.tokens: dict[str, tuple[str, tuple[str, ...]]] = {self.admin_token: (ADMIN_USER, ("system:masters",))}
+        self.namespaces: set[str] = {"default", "kube-system", "kube-public"}
         # (method, path) of recent requests, for tests that check what was called; bounded for long runs.
         self.requests: deque[tuple[str, str]] = deque(maxlen=2000)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
@@ -210,6 +211,8 @@ def _route(
     parts = [unquote(part) for part in path.strip("/").split("/")] if path != "/" else []
     if len(parts) >= 3 and parts[:3] == ["apis", GROUP, "v1"] and len(parts) > 3:
         return _rbac(cluster, method, parts[3:], query, body, user, groups, headers)
+    if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:
+        return _namespaces(cluster, method, parts[3] if len(parts) == 4 else "", body, user, groups)
     if parts == ["apis", AUTHZ_GROUP, "v1", "subjectaccessreviews"] and method == "POST":
         _require(cluster, Attributes(user, groups, "create", resource="subjectaccessreviews", group=AUTHZ_GROUP))
         return 201, _subject_access_review(cluster, body)
@@ -316,6 +319,34 @@ def _rbac(
         content_type = (headers.get("Content-Type") or "").split(";")[0].strip()
         return 200, store.patch(resource, ns, name, body, content_type=content_type, dry_run=dry_run)
     return 200, store.delete(resource, ns, name, body or {}, dry_run=dry_run)
+
+
+def _namespaces(
+    cluster: SandboxCluster, method: str, name: str, body: Any, user: str, groups: tuple[str, ...]
+) -> tuple[int, Any]:
+    """Namespaces as names only (the RBAC objects do not need them to exist, as on a real server they would)."""
+    verb = {"GET": "get" if name else "list", "POST": "create", "DELETE": "delete"}.get(method)
+    if verb is None or (verb == "create") == bool(name) or (verb == "delete" and not name):
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
+    _require(cluster, Attributes(user, groups, verb, resource="namespaces", name=name))
+    with cluster.store.lock:
+        known = cluster.namespaces | {
+            o["metadata"].get("namespace") for r in ("roles", "rolebindings") for o in cluster.store.data[r].values()
+        }
+        if verb == "list":
+            items = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in sorted(known)]
+            return 200, {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": items}
+        if verb == "create":
+            name = ((body or {}).get("metadata") or {}).get("name") or ""
+            if not name or name in known:
+                raise ApiError(409, "AlreadyExists", f'namespaces "{name}" already exists')
+            cluster.namespaces.add(name)
+            return 201, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        if name not in known:
+            raise ApiError(404, "NotFound", f'namespaces "{name}" not found')
+        if verb == "delete":
+            cluster.namespaces.discard(name)
+        return 200, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
 def _subject_access_review(cluster: SandboxCluster, body: Any) -> dict[str, Any]:

@@ -106,8 +106,8 @@ def _rows(report: rbac.ExposureReport) -> list[tuple[str, ...]]:
 
 
 @pytest.mark.parametrize("scenario", sorted(EXPECTED_ROWS))
-def test_each_scenario_gives_its_exposure_report_row_for_row(sandbox, scenario) -> None:
-    _, report = rbac.rbac_inspect(sandbox(scenario).api())
+def test_each_scenario_gives_its_exposure_report_row_for_row(scenario_cluster, scenario) -> None:
+    _, report = rbac.rbac_inspect(scenario_cluster(scenario).api())
     assert _rows(report) == EXPECTED_ROWS[scenario]
     allowed = {probe.label for probe in report.probes if probe.allowed}
     assert allowed == ALLOWED_PROBES[scenario]

@@ -29,6 +29,11 @@ def rbac_latest_inspection(incident: Incident) -> ActionRun | None:
 
 
 @register.filter
+def any_active(runs: list[ActionRun]) -> bool:
+    return any(run.is_active and run.status != ActionRun.Status.PROPOSED for run in runs)
+
+
+@register.filter
 def rollback_pending_or_done(run: ActionRun) -> bool:
     """A rollback of this remediation is proposed, queued, running or succeeded (so none can be proposed)."""
     over = (ActionRun.Status.REJECTED, ActionRun.Status.CANCELLED, ActionRun.Status.FAILED)

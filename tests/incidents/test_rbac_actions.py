@@ -263,3 +263,27 @@ def test_a_plan_typed_into_the_generic_action_form_is_refused(rbac_case, respond
         "Group/system:unauthenticated",
     ]
     assert not [r for r in box.cluster.requests if r[0] in ("PATCH", "DELETE") and "dryRun" not in r[1]]
+
+
+def test_the_panel_polls_itself_while_a_run_is_queued_and_shows_the_report_when_done(
+    rbac_case, responder, outsider
+) -> None:
+    incident, item = rbac_case["incident"], rbac_case["inspect_item"]
+    panel = reverse("incidents:rbac-panel", args=[incident.pk, item.pk])
+    run = action_run_request(
+        incident_id=incident.pk,
+        action="rbac.inspect",
+        actor=responder,
+        params={"cluster": str(rbac_case["cluster"].pk)},
+        item_id=item.pk,
+    )
+    client = Client()
+    client.force_login(responder)
+    queued = client.get(panel).content.decode()
+    assert f'hx-get="{panel}"' in queued and "Exposure report" not in queued
+    _run(run)
+    done = client.get(panel).content.decode()
+    assert f'hx-get="{panel}"' not in done and "Exposure report" in done
+    client.force_login(outsider)
+    assert client.get(panel).status_code == 404
+    assert Client().get(panel).status_code == 302

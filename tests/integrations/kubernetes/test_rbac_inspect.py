@@ -222,3 +222,27 @@ def test_the_scan_never_builds_the_clients_model_classes(sandbox, monkeypatch) -
     monkeypatch.setattr(k8s.ApiClient, "deserialize", refuse)
     objects, report = rbac.rbac_inspect(sandbox("upgraded-pre-1.14").api())
     assert len(objects.cluster_role_bindings) == 4 and len(report.probes) == len(rbac.FIXED_PROBES)
+
+
+def test_the_playbooks_sample_user_on_discovery_is_a_custom_grant(sandbox) -> None:
+    # The playbook's rbac-lookup sample: the USER system:anonymous on system:discovery, which no
+    # Kubernetes version ever shipped (DOMAIN.md §2.2): someone added it.
+    discovery = {
+        "kind": "ClusterRoleBinding",
+        "metadata": {
+            "name": "system:discovery",
+            "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+        },
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:discovery"},
+        "subjects": [
+            {"kind": "Group", "name": "system:authenticated"},
+            {"kind": "User", "name": "system:anonymous"},
+            {"kind": "Group", "name": "system:unauthenticated"},
+        ],
+    }
+    _, report = rbac.rbac_inspect(sandbox("clean-modern", discovery).api())
+    assert [(r.subject, r.classification) for r in report.rows if r.binding.endswith("system:discovery")] == [
+        ("Group/system:unauthenticated", "legacy-default"),
+        ("User/system:anonymous", "custom"),
+    ]

@@ -80,7 +80,11 @@ def _evidence(*, run: ActionRun, actor: User | None, name: str, data: Any, descr
     assert who is not None  # a run always has its requester (the FK is only nulled if the user is deleted)
     upload = SimpleUploadedFile(name, body, content_type="application/json")
     return evidence_add(
-        incident_id=run.incident_id, actor=who, upload=upload, description=f"{description} (action run #{run.pk})"
+        incident_id=run.incident_id,
+        actor=who,
+        upload=upload,
+        description=f"{description} (action run #{run.pk})",
+        acquired_by=f"captured by {run.action} run #{run.pk}",
     )
 
 

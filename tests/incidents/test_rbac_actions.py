@@ -77,6 +77,7 @@ def test_inspection_stores_the_report_and_raw_objects_as_hashed_evidence(rbac_ca
     assert {check["ok"] for check in run.result["dry_run"]} == {"yes"}
     for key in ("objects", "report"):
         evidence = Evidence.objects.get(pk=run.result["evidence"][key])
+        assert evidence.custody.get().detail == f"captured by rbac.inspect run #{run.pk}"
         with evidence.file.open("rb") as stored:
             assert hashlib.sha256(stored.read()).hexdigest() == evidence.sha256
     report = json.loads(Evidence.objects.get(pk=run.result["evidence"]["report"]).file.read())

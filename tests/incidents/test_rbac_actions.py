@@ -288,3 +288,17 @@ def test_the_panel_polls_itself_while_a_run_is_queued_and_shows_the_report_when_
     client.force_login(outsider)
     assert client.get(panel).status_code == 404
     assert Client().get(panel).status_code == 302
+
+
+def test_a_missing_permission_is_named_on_the_case(rbac_case, responder, tmp_path) -> None:
+    box: Sandbox = rbac_case["box"]
+    limited = tmp_path / "limited.yaml"
+    limited.write_text(json.dumps(box.cluster.kubeconfig(token=box.cluster.token_add("watchpost"))))
+    Cluster.objects.filter(pk=rbac_case["cluster"].pk).update(kubeconfig_path=str(limited))
+    run = _inspect(rbac_case, responder)
+    assert run.status == Status.FAILED
+    assert "403 Forbidden: missing permission: list clusterroles.rbac.authorization.k8s.io (cluster scope)" in run.error
+    client = Client()
+    client.force_login(responder)
+    page = client.get(reverse("incidents:detail", args=[rbac_case["incident"].pk])).content.decode()
+    assert "missing permission: list clusterroles.rbac.authorization.k8s.io" in page

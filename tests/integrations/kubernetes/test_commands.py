@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from integrations.kubernetes.client import missing_permission
+from integrations.models import Cluster
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -80,3 +81,12 @@ def test_rbac_inspect_names_an_unknown_cluster(db: None) -> None:
 )
 def test_a_403_message_gives_the_missing_permission(message: str, needed: str) -> None:
     assert missing_permission(message) == needed
+
+
+def test_rbac_inspect_reaches_a_configured_cluster_by_name(db: None, sandbox) -> None:  # type: ignore[no-untyped-def]
+    box = sandbox("gitops-anonymous-binding")
+    Cluster.objects.create(name="payments-prod", via=Cluster.Via.KUBECONFIG, kubeconfig_path=str(box.kubeconfig))
+    out = StringIO()
+    call_command("rbac_inspect", "--cluster", "payments-prod", stdout=out)
+    first = out.getvalue().splitlines()[0].split()
+    assert first[:2] == ["User/system:anonymous", "cluster-wide"] and first[-2:] == ["custom", "high"]

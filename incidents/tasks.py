@@ -16,6 +16,7 @@ from incidents.services.ingest_sources import (
     sqs_consume,
 )
 from incidents.services.reconcile import pending_work_reconcile
+from incidents.services.sla import sla_breaches_sweep
 from integrations.errors import TransientIntegrationError
 
 
@@ -32,6 +33,12 @@ def evidence_reverify_all_task() -> int:
     for evidence_id in ids:
         evidence_verify_task.delay(evidence_id)
     return len(ids)
+
+
+@shared_task(acks_late=True)
+def sla_breach_sweep_task() -> int:
+    """Periodic (beat): notify every acknowledgement deadline missed and not notified yet."""
+    return sla_breaches_sweep()
 
 
 # Ingestion from AWS. Throttling, 5xx and connection errors are retried here, with exponential backoff

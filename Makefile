@@ -50,7 +50,7 @@ test-reliability: install-dev
 	$(TEST_ENV) $(BIN)/pytest -p no:cacheprovider tests/reliability $(ARGS)
 
 ## make fuzz: each atheris target, 10^5 executions, 0 crashes (fuzz/README.md). `make -j2 fuzz` runs two at once.
-FUZZ_TARGETS := fuzz_guardduty fuzz_markdown fuzz_timeline_csv
+FUZZ_TARGETS := fuzz_guardduty fuzz_markdown fuzz_timeline_csv fuzz_rbac
 FUZZ_RUNS ?= 100000
 fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
 

@@ -107,7 +107,7 @@ def own_database_url() -> str:
 
 
 def child_env(*, broker_url: str, database_url: str | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "WP_REL_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "WP_REL_", "DJANGO_ALLOW_ASYNC"))}
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "config.settings",

@@ -27,7 +27,8 @@ PRODUCTION = {
 
 
 def deploy_check(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHPOST_", "PYTEST_"))}
+    # Only the production variables: not the test run's own (the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHPOST_", "PYTEST_", "DJANGO_"))}
     env.update({"CACHE_URL": "locmemcache://", "DJANGO_SETTINGS_MODULE": "config.settings", **extra})
     return subprocess.run(  # noqa: S603 - our own interpreter and manage.py
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

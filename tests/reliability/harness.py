@@ -9,11 +9,13 @@ for through the environment:
   message left unacknowledged by a killed worker comes back within the test's time (production
   keeps the settings value: an hour).
 - WP_REL_DELAY=<s> and WP_REL_INFLIGHT=<folder>: each payload task sleeps half the delay before
-  ingesting and half before marking the payload done, with a marker file `<pid>-<payload id>` while
-  it runs. That widens the window in which a kill lands in the middle of a task, and tells the test
-  which pool child to kill, so the fault is injected at a known point rather than by luck.
+  ingesting and half after ingesting, before the payload is marked done (inside the payload's
+  transaction for a one-chunk payload), with a marker file `<pid>-<payload id>` while it runs.
+  That widens the window in which a kill lands in the middle of a task, and tells the test which
+  pool child to kill, so the fault is injected at a known point rather than by luck.
 - WP_REL_PAGE_DELAY=<s> (with WP_REL_INFLIGHT): the poller pauses between fetching a page and
   storing it, with a marker file `<pid>-<cursor id>`, for the backfill test to kill it there.
+- WP_REL_LOGLEVEL=<level>: the worker's log level (WARNING by default; INFO logs each retry).
 - WP_REL_CURSOR_FIRST=1: the negative control of the backfill test. The poller moves its cursor
   when it has fetched a page, before committing it (the bug the real poller avoids), so a kill in
   between loses the page.
@@ -42,7 +44,7 @@ def _patch_delay(delay: float, inflight: Path) -> None:
             marker.unlink(missing_ok=True)
 
     def close(payload: Any, report: Any) -> None:
-        time.sleep(delay / 2)  # findings are committed, the payload is not marked done yet
+        time.sleep(delay / 2)  # findings are written, the payload is not marked done yet
         real_close(payload, report)
 
     tasks.payload_process_pending = pending  # type: ignore[assignment]

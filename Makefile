@@ -31,7 +31,7 @@ run: install
 	./scripts/system_packages.sh --pdf
 	$(BIN)/python scripts/run_embedded.py --port $(PORT)
 
-## make test: lint, types and the whole suite on PostgreSQL and Redis.
+## make test: lint, types, bandit and the whole suite on PostgreSQL and Redis (tests/reliability: make test-reliability).
 test: install-dev
 	./scripts/services.sh
 	./scripts/system_packages.sh

@@ -271,6 +271,8 @@ CELERY_BEAT_SCHEDULE = {
 # Reconcile (R3): beat re-enqueues, from the database, payloads left "received" and action runs left
 # "queued" for longer than the grace period: work a lost or wiped broker would otherwise drop.
 WATCHPOST_RECONCILE_GRACE_SECONDS = env.int("WATCHPOST_RECONCILE_GRACE_SECONDS", default=600)
+# A payload re-enqueued this many times and still unprocessed is quarantined (a poison payload).
+WATCHPOST_RECONCILE_MAX_ATTEMPTS = env.int("WATCHPOST_RECONCILE_MAX_ATTEMPTS", default=5)
 CELERY_BEAT_SCHEDULE["pending-work-reconcile"] = {
     "task": "incidents.tasks.pending_work_reconcile_task",
     "schedule": env.int("WATCHPOST_RECONCILE_INTERVAL_SECONDS", default=300),

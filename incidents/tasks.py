@@ -103,4 +103,4 @@ def payload_process_task(self, payload_id: int) -> dict[str, int] | None:  # typ
 def pending_work_reconcile_task() -> dict[str, int]:
     """Periodic (beat): re-enqueue, from the database, the work the broker may have lost (R3)."""
     grace = timedelta(seconds=settings.WATCHPOST_RECONCILE_GRACE_SECONDS)
-    return pending_work_reconcile(older_than=grace).counts
+    return pending_work_reconcile(older_than=grace, max_attempts=settings.WATCHPOST_RECONCILE_MAX_ATTEMPTS).counts

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from incidents.models import Finding, InboundPayload
+from incidents.models import Finding, InboundPayload, QuarantinedDocument
 from incidents.services.findings import payload_process_pending, payload_store
-from incidents.services.reconcile import action_run_ids_unclaimed, payload_ids_pending
+from incidents.services.reconcile import action_run_ids_unclaimed, payload_ids_pending, payloads_take_pending
 from playbooks.models import ActionRun
 from tests.ingestion.conftest import ANONYMOUS, as_bytes, wire
 
@@ -54,3 +54,19 @@ def test_only_queued_runs_never_claimed_past_the_grace_period_are_requeued(incid
     fresh = ActionRun.objects.create(incident=incident, action="rbac.inspect", status=ActionRun.Status.QUEUED)
     assert action_run_ids_unclaimed(older_than=timedelta(minutes=10)) == [old.pk]
     assert fresh.pk in action_run_ids_unclaimed(older_than=timedelta(0))
+
+
+def test_a_payload_that_keeps_failing_is_quarantined_after_the_cap(playbook) -> None:
+    # given: an unprocessed payload the sweep has already re-enqueued twice
+    payload = payload_store(source=InboundPayload.Source.SQS, body=as_bytes(wire(ANONYMOUS)))
+    _aged(payload, 30)
+    grace = timedelta(minutes=10)
+    # when / then: two more sweeps re-enqueue it and count; the third gives up
+    assert payloads_take_pending(older_than=grace, max_attempts=2) == ([payload.pk], [])
+    assert payloads_take_pending(older_than=grace, max_attempts=2) == ([payload.pk], [])
+    assert InboundPayload.objects.get(pk=payload.pk).meta["reconcile_attempts"] == 2
+    assert payloads_take_pending(older_than=grace, max_attempts=2) == ([], [payload.pk])
+    payload.refresh_from_db()
+    assert payload.status == InboundPayload.Status.REJECTED
+    assert "2 re-enqueues" in QuarantinedDocument.objects.get(payload=payload).reason
+    assert payloads_take_pending(older_than=grace, max_attempts=2) == ([], [])

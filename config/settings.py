@@ -225,6 +225,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "incidents.tasks.evidence_reverify_all_task",
         "schedule": env.int("WATCHPOST_EVIDENCE_REVERIFY_SECONDS", default=24 * 3600),
     },
+    # Playbook action runs whose worker died past the hard time limit go back to the queue.
+    "action-runs-sweep": {"task": "playbooks.tasks.action_runs_sweep_task", "schedule": 300},
 }
 
 LOGGING = {

@@ -271,3 +271,31 @@ if WATCHPOST_SQS_QUEUE_URL:
             },
         }
     )
+
+# --- Investigation queries (issue 5) ----------------------------------------------------------------
+# Engine for CloudTrail templates: "duckdb" (embedded: local .json.gz files in the S3 layout) or "athena".
+WATCHPOST_QUERY_ENGINE = env.str("WATCHPOST_QUERY_ENGINE", default="duckdb")
+WATCHPOST_CLOUDTRAIL_DIR = env.path(
+    "WATCHPOST_CLOUDTRAIL_DIR", default=str(BASE_DIR / "incidents" / "demo" / "cloudtrail")
+)
+# Largest uncompressed CloudTrail file DuckDB reads (one file is one JSON object); larger files are skipped.
+WATCHPOST_DUCKDB_MAX_OBJECT_BYTES = env.int("WATCHPOST_DUCKDB_MAX_OBJECT_BYTES", default=256 * 1024 * 1024)
+WATCHPOST_DUCKDB_MEMORY_LIMIT = env.str("WATCHPOST_DUCKDB_MEMORY_LIMIT", default="512MB")
+WATCHPOST_ATHENA_REGION = env.str("WATCHPOST_ATHENA_REGION", default="")
+WATCHPOST_ATHENA_WORKGROUP = env.str("WATCHPOST_ATHENA_WORKGROUP", default="primary")
+WATCHPOST_ATHENA_CATALOG = env.str("WATCHPOST_ATHENA_CATALOG", default="AwsDataCatalog")
+WATCHPOST_ATHENA_DATABASE = env.str("WATCHPOST_ATHENA_DATABASE", default="default")
+WATCHPOST_ATHENA_TABLE = env.str("WATCHPOST_ATHENA_TABLE", default="cloudtrail_logs_pp")
+WATCHPOST_ATHENA_OUTPUT_LOCATION = env.str("WATCHPOST_ATHENA_OUTPUT_LOCATION", default="")
+WATCHPOST_ATHENA_EXPECTED_BUCKET_OWNER = env.str("WATCHPOST_ATHENA_EXPECTED_BUCKET_OWNER", default="")
+# The trail's S3 location for the setup DDL: s3://<bucket>/AWSLogs/<account>/CloudTrail/<region>.
+WATCHPOST_CLOUDTRAIL_S3_LOCATION = env.str("WATCHPOST_CLOUDTRAIL_S3_LOCATION", default="")
+WATCHPOST_CLOUDTRAIL_PROJECTION_START = env.str("WATCHPOST_CLOUDTRAIL_PROJECTION_START", default="2020/01/01")
+# Athena's list price per TB scanned (us-east-1, engine v3): shown as the running query's estimated cost.
+WATCHPOST_ATHENA_PRICE_PER_TB_USD = env.float("WATCHPOST_ATHENA_PRICE_PER_TB_USD", default=5.0)
+# A query still running after this long is stopped and its run fails (keep it under CELERY_TASK_TIME_LIMIT).
+WATCHPOST_QUERY_TIMEOUT_SECONDS = env.int("WATCHPOST_QUERY_TIMEOUT_SECONDS", default=600)
+WATCHPOST_QUERY_PREVIEW_ROWS = env.int("WATCHPOST_QUERY_PREVIEW_ROWS", default=25)
+WATCHPOST_QUERY_RESULT_MAX_BYTES = env.int("WATCHPOST_QUERY_RESULT_MAX_BYTES", default=2 * 1024 * 1024 * 1024)
+# Region of the EKS clusters' audit log groups when the incident names none.
+WATCHPOST_EKS_LOGS_REGION = env.str("WATCHPOST_EKS_LOGS_REGION", default="")

@@ -78,6 +78,8 @@ class QueryTemplate(_Strict):
     bind: list[BindName] = []
     sql: str
     athena_sql: str = ""
+    # Checklist steps (ids) whose panel offers this template; empty: every query.run step.
+    steps: list[str] = []
     source: Literal["cloudtrail", "eks_audit"] = "cloudtrail"
 
     @model_validator(mode="after")
@@ -104,6 +106,9 @@ class QueryFile(_Strict):
 class QueryLibrary:
     templates: dict[str, QueryTemplate]
     sensitive_actions: tuple[str, ...]
+
+    def for_step(self, step_id: str) -> list[QueryTemplate]:
+        return [t for t in self.templates.values() if not t.steps or step_id in t.steps]
 
     def get(self, name: str) -> QueryTemplate:
         try:

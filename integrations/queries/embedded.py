@@ -230,6 +230,8 @@ class DuckDbEngine:
                 if not files:
                     raise PermanentIntegrationError("every CloudTrail file was unreadable")
                 execution.connection.execute(view_sql(files))
+                if execution.stopping:
+                    raise duckdb.InterruptException("stopped before the query started")
                 execution.connection.execute(execution.request.sql, list(execution.request.parameters))
                 execution.state = QueryState.SUCCEEDED
                 break
@@ -290,11 +292,17 @@ class DuckDbEngine:
                 yield tuple(_cell(value) for value in row)
 
     def stop(self, execution_id: str) -> None:
-        execution = self._get(execution_id)
+        self._interrupt(self._get(execution_id))
+
+    @staticmethod
+    def _interrupt(execution: _Execution) -> None:
+        # interrupt() only reaches a statement that is executing; one that starts a moment later would
+        # miss it, so keep interrupting until the thread has ended.
         execution.stopping = True
-        execution.connection.interrupt()
-        if execution.thread is not None:
-            execution.thread.join(timeout=30)
+        deadline = time.monotonic() + 30
+        while execution.thread is not None and execution.thread.is_alive() and time.monotonic() < deadline:
+            execution.connection.interrupt()
+            execution.thread.join(timeout=0.05)
 
     def wait(self, execution_id: str, timeout: float | None = None) -> QueryStatus:
         """Block until the query ends (the command line and tests do not need to poll)."""
@@ -305,10 +313,7 @@ class DuckDbEngine:
 
     def close(self) -> None:
         for execution in self._executions.values():
-            execution.stopping = True
-            execution.connection.interrupt()
-            if execution.thread is not None:
-                execution.thread.join(timeout=30)
+            self._interrupt(execution)
             execution.connection.close()
         self._executions.clear()
 

@@ -5,6 +5,7 @@ server-side name. A download re-hashes the stored bytes and refuses on mismatch.
 """
 
 import hashlib
+from collections.abc import Callable
 from typing import IO, Any
 
 from django.conf import settings
@@ -143,14 +144,14 @@ def evidence_acquire(
     description: str,
     provenance: dict[str, Any],
     max_bytes: int,
-    summary: str,
-    data: dict[str, Any] | None = None,
+    describe: Callable[[Evidence], tuple[str, dict[str, Any]]],
 ) -> Evidence:
     """Evidence the app acquires itself (a query result …), streamed from `stream` and hashed as written.
 
     The bytes are written before the transaction, so a long stream never holds the incident's row
     lock; the row, its ACQUIRED custody event and the timeline event then commit together, and the
-    file is removed if they do not.
+    file is removed if they do not. `describe(evidence)` runs once the stream is consumed (hash and
+    size known): it may complete `evidence.provenance` and returns the timeline summary and data.
     """
     incident = Incident.objects.get(pk=incident_id)
     _require_open(incident)
@@ -167,6 +168,7 @@ def evidence_acquire(
             evidence.file.name = saved
             evidence.sha256, evidence.size = hashing.digest.hexdigest(), hashing.count
             evidence.description, evidence.uploaded_by, evidence.provenance = description, actor, provenance
+            summary, data = describe(evidence)
             evidence.save()
             _custody(
                 evidence=evidence,
@@ -181,8 +183,7 @@ def evidence_acquire(
                 kind=timeline.Kind.EVIDENCE,
                 actor=actor,
                 summary=summary,
-                data={"evidence": evidence.pk, "sha256": evidence.sha256, "size": evidence.size, "name": name}
-                | (data or {}),
+                data={"evidence": evidence.pk, "sha256": evidence.sha256, "size": evidence.size, "name": name} | data,
             )
             transaction.on_commit(lambda: _enqueue_verify(evidence.pk))
     except BaseException:

@@ -372,13 +372,8 @@ def _keep(
         description=f"{spec.template.title} ({spec.engine})",
         provenance=provenance,
         max_bytes=settings.WATCHPOST_QUERY_RESULT_MAX_BYTES,
-        summary=_timeline_text(spec, summary, gap),
-        data={"run": run.pk, "rows": summary.rows, "flagged": summary.flagged, "top": summary.top()}
-        | ({"coverage_gap": gap} if gap else {}),
+        describe=lambda evidence: _describe(evidence, spec, summary, run, gap),
     )
-    # The row count is only known once streamed: record it with the rest of the provenance.
-    provenance |= {"rows": summary.rows, "sha256": evidence.sha256, "size": evidence.size}
-    Evidence.objects.filter(pk=evidence.pk).update(provenance=provenance)
     verification = _verify(run, parent, evidence) if parent is not None else None
     return {
         "execution_id": execution_id,
@@ -396,6 +391,15 @@ def _keep(
         "verification": verification,
         "summary": _run_text(summary, evidence, verification, result.warnings),
     }
+
+
+def _describe(
+    evidence: Evidence, spec: QuerySpec, summary: ResultSummary, run: ActionRun, gap: str
+) -> tuple[str, dict[str, Any]]:
+    # Row count and hash are only known once the rows have streamed: they complete the provenance.
+    evidence.provenance |= {"rows": summary.rows, "sha256": evidence.sha256, "size": evidence.size}
+    data = {"run": run.pk, "rows": summary.rows, "flagged": summary.flagged, "top": summary.top()}
+    return _timeline_text(spec, summary, gap), data | ({"coverage_gap": gap} if gap else {})
 
 
 def _iso(text: str) -> datetime:

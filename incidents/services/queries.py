@@ -248,6 +248,8 @@ def _execute(engine: QueryEngine, request: QueryRequest, spec: QuerySpec, run: A
         execution_id = str(previous["execution_id"])  # a retry: the query is already running in Athena
     else:
         execution_id = engine.start(request, token=_token(run, request))
+        # Recorded before the first poll: a retry after a throttled poll must resume, not start again.
+        _progress(run, spec, execution_id, QueryStatus(QueryState.QUEUED), started)
     delay = 0.2
     while True:
         status = engine.status(execution_id)
@@ -290,7 +292,10 @@ def query_run(*, run: ActionRun) -> dict[str, Any]:
     coverage = _coverage(spec, run.incident)
     if coverage is not None and not coverage.log_group_exists:
         return _gap_only(run, spec, coverage)
-    request = query_request(spec)
+    try:
+        request = query_request(spec)
+    except QueryParamError as exc:
+        raise ValidationError(str(exc)) from exc
     engine = engine_build(spec.engine, region=run.incident.region)
     try:
         execution_id, status = _execute(engine, request, spec, run)

@@ -73,11 +73,16 @@ def test_a_query_result_becomes_hashed_evidence_with_its_provenance(incident, re
     stored = Path(evidence.file.path).read_bytes()
     assert hashlib.sha256(stored).hexdigest() == evidence.sha256 == run.result["sha256"]
     assert evidence.size == len(stored) and evidence.content_type == "text/csv"
-    assert stored.splitlines()[0] == b"eventtime,eventsource,eventname,awsregion,identitytype,arn,principalid,errorcode,useragent"
+    assert (
+        stored.splitlines()[0]
+        == b"eventtime,eventsource,eventname,awsregion,identitytype,arn,principalid,errorcode,useragent"
+    )
     assert len(stored.splitlines()) == 19
     out = io.StringIO()
     params = [f"source_ip={ATTACKER}", f"since={WINDOW['since']}", f"until={WINDOW['until']}"]
-    call_command("run_query", "--template", "source_ip_activity", *sum((["--param", p] for p in params), []), stdout=out)
+    call_command(
+        "run_query", "--template", "source_ip_activity", *sum((["--param", p] for p in params), []), stdout=out
+    )
     assert out.getvalue().strip() == f"source_ip_activity: 18 rows, sha256 {evidence.sha256}"
     # provenance on the evidence record
     p = evidence.provenance
@@ -91,7 +96,9 @@ def test_a_query_result_becomes_hashed_evidence_with_its_provenance(incident, re
     assert [e.action for e in evidence.custody.all()] == [CustodyEvent.Action.ACQUIRED]
     # the timeline: the summary with top events, principals and addresses
     summary = events(incident, TimelineEvent.Kind.EVIDENCE)[-1]
-    assert summary.summary.startswith("Query source_ip_activity (duckdb): 18 rows, 10 sensitive. top events: GetCallerIdentity ×2")
+    assert summary.summary.startswith(
+        "Query source_ip_activity (duckdb): 18 rows, 10 sensitive. top events: GetCallerIdentity ×2"
+    )
     assert summary.data["flagged"] == 10 and summary.data["evidence"] == evidence.pk
     assert summary.data["top"]["principals"] == [
         ["arn:aws:sts::210987654321:assumed-role/payments-prod-node-role/i-0a1b2c3d4e5f60718", 9],
@@ -117,7 +124,9 @@ def test_principal_summary_counts_sensitive_calls_not_rows(incident, responder) 
 
 
 def test_rerun_to_verify_matches_and_is_logged_on_the_original_evidence(incident, responder, events) -> None:
-    first = _run(incident, responder, template="sensitive_actions_after", principal_id="AIDAQXAMPLESVCBACKUP1", **WINDOW)
+    first = _run(
+        incident, responder, template="sensitive_actions_after", principal_id="AIDAQXAMPLESVCBACKUP1", **WINDOW
+    )
     # when: re-run, naming only the parent
     second = _run(incident, responder, parent=first)
     # then
@@ -142,7 +151,9 @@ def test_rerun_after_new_logs_arrived_reports_a_different_hash(incident, respond
     settings.WATCHPOST_CLOUDTRAIL_DIR = logs
     first = _run(incident, responder, template="source_ip_activity", source_ip=ATTACKER, **WINDOW)
     # given: a late delivery with one more call from the address
-    late = {"Records": [{"eventTime": "2026-11-20T12:00:00Z", "eventName": "PutBucketPolicy", "sourceIPAddress": ATTACKER}]}
+    late = {
+        "Records": [{"eventTime": "2026-11-20T12:00:00Z", "eventName": "PutBucketPolicy", "sourceIPAddress": ATTACKER}]
+    }
     folder = logs / "AWSLogs/210987654321/CloudTrail/eu-west-1/2026/11/22"
     folder.mkdir(parents=True)
     (folder / "210987654321_CloudTrail_eu-west-1_20261122T0005Z_LATELATELATELATE.json.gz").write_bytes(

@@ -19,6 +19,9 @@ def moto_server() -> Iterator[str]:
 @pytest.fixture
 def moto(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    # The reset keeps state-manager transitions: a test's manual Athena progression must not leak.
+    immediate = {"model_name": "athena::execution", "transition": {"progression": "immediate"}}
+    requests.post(f"{moto_server}/moto-api/state-manager/set-transition", json=immediate, timeout=10)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

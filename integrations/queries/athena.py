@@ -139,8 +139,9 @@ class AthenaEngine:
 def _reason(status: dict[str, Any]) -> str:
     error = status.get("AthenaError") or {}
     parts = [str(status.get("StateChangeReason") or "")]
-    if error.get("ErrorMessage") and error.get("ErrorMessage") not in parts[0]:
-        parts.append(str(error["ErrorMessage"]))
+    message = str(error.get("ErrorMessage") or "")
+    if message and message not in parts[0]:
+        parts.append(message)
     if error:
         category = {1: "system", 2: "user", 3: "other"}.get(int(error.get("ErrorCategory") or 0), "")
         retry = " (retryable)" if error.get("Retryable") else ""

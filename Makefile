@@ -60,3 +60,8 @@ bench-ingest: install-dev
 
 clean:
 	rm -rf var
+
+## make bench-queries [ARGS=--quick]: query results to CSV evidence (P9), 1M rows × 12 columns, peak RSS.
+.PHONY: bench-queries
+bench-queries: install-dev
+	$(BIN)/python benchmarks/queries.py $(ARGS)

@@ -287,3 +287,13 @@ def test_audit_logs_are_queried_and_kept_with_the_gap_before_logging_began(
     assert (
         "No Kubernetes audit history is available before" in events(incident, TimelineEvent.Kind.EVIDENCE)[-1].summary
     )
+
+
+def test_a_query_past_the_time_limit_is_stopped_and_the_run_fails(moto: str, incident, responder, settings) -> None:
+    manual_progression(moto, 50)
+    settings.WATCHPOST_QUERY_TIMEOUT_SECONDS = 0
+    run = _run(_request(incident, responder, template="source_ip_activity", source_ip=ATTACKER, **WINDOW))
+    assert run.status == Status.FAILED and "ran longer than 0 s and was stopped" in run.error
+    execution_id = run.progress["execution_id"]
+    state = boto3.client("athena").get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]["Status"]
+    assert state["State"] == "CANCELLED"

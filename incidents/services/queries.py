@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from incidents import timeline
@@ -411,6 +412,7 @@ def _iso(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
+@transaction.atomic  # the custody chain locks its head row; the custody and timeline rows commit together
 def _verify(run: ActionRun, parent: ActionRun, evidence: Evidence) -> dict[str, Any]:
     expected = str(parent.result.get("sha256", ""))
     match = evidence.sha256 == expected

@@ -221,3 +221,14 @@ def test_prefill_comes_from_the_case(incident) -> None:
     prefill = query_prefill(incident=incident)
     assert prefill["source_ip"] == ATTACKER and prefill["cluster"] == "payments-prod"
     assert prefill["since"] < prefill["until"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rerun_outside_a_test_transaction_logs_custody_as_the_worker_does(role_groups, incident, responder) -> None:
+    # The worker runs in autocommit, not inside a test's transaction: the custody row, its chain and the
+    # timeline row must still be written (and committed) by the service itself.
+    first = _run(incident, responder, template="source_ip_activity", source_ip=ATTACKER, **WINDOW)
+    second = _run(incident, responder, parent=first)
+    assert second.status == Status.SUCCEEDED, second.error
+    assert second.result["verification"]["match"] is True
+    assert Evidence.objects.get(pk=first.result["evidence_id"]).custody.filter(action="verified").count() == 1

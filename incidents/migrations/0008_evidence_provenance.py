@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0005_ingestion'),
+        ('incidents', '0007_append_only'),
     ]
 
     operations = [

@@ -368,7 +368,7 @@ def _keep(
     stream = CsvStream(result.columns, result.rows, summary.observe)
     provenance = _provenance(run, spec, request, execution_id, status)
     name = f"{run.incident.reference}-{spec.template.name}-run{run.pk}.csv"
-    gap = coverage.gap if coverage is not None and coverage.missing_before(_iso(spec.values["since"])) else ""
+    gap = _gap(spec, status, coverage)
     evidence = evidence_acquire(
         incident_id=run.incident_id,
         actor=run.requested_by,
@@ -397,6 +397,17 @@ def _keep(
         "verification": verification,
         "summary": _run_text(summary, evidence, verification, result.warnings),
     }
+
+
+def _gap(spec: QuerySpec, status: QueryStatus, coverage: AuditCoverage | None) -> str:
+    """What history the window asked for but the source does not have, said on the case."""
+    since = spec.values.get("since", "")
+    if coverage is not None:
+        return coverage.gap if since and coverage.missing_before(_iso(since)) else ""
+    first = status.details.get("first_delivery", "")  # DuckDB: the oldest file in the directory
+    if since and first and since[:10].replace("-", "/") < first:
+        return f"No CloudTrail history is available before {first.replace('/', '-')} (the oldest file read)."
+    return ""
 
 
 def _describe(

@@ -271,6 +271,9 @@ class DuckDbEngine:
                 "table": VIEW,
                 "logs_dir": self.config.logs_dir,
                 "files": str(len(read)),
+                # Delivery dates (yyyy/MM/dd) of the oldest and newest file read: the history there is.
+                "first_delivery": min((_delivery(k) for k in read), default=""),
+                "last_delivery": max((_delivery(k) for k in read), default=""),
                 "duckdb_version": duckdb.__version__,
             },
         )
@@ -316,6 +319,10 @@ class DuckDbEngine:
             self._interrupt(execution)
             execution.connection.close()
         self._executions.clear()
+
+
+def _delivery(key: str) -> str:
+    return "/".join(key.split("/")[-4:-1])
 
 
 def _first_line(text: str) -> str:

@@ -232,3 +232,11 @@ def test_rerun_outside_a_test_transaction_logs_custody_as_the_worker_does(role_g
     assert second.status == Status.SUCCEEDED, second.error
     assert second.result["verification"]["match"] is True
     assert Evidence.objects.get(pk=first.result["evidence_id"]).custody.filter(action="verified").count() == 1
+
+
+def test_a_window_older_than_the_logs_says_so_on_the_case(incident, responder, events) -> None:
+    run = _run(incident, responder, template="source_ip_activity", source_ip=ATTACKER, since="2026-08-01T00:00:00Z")
+    assert run.result["coverage_gap"] == "No CloudTrail history is available before 2026-11-18 (the oldest file read)."
+    assert run.result["coverage_gap"] in events(incident, TimelineEvent.Kind.EVIDENCE)[-1].summary
+    inside = _run(incident, responder, template="source_ip_activity", source_ip=ATTACKER, **WINDOW)
+    assert inside.result["coverage_gap"] == ""

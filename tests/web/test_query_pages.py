@@ -116,3 +116,17 @@ def test_anonymous_callers_get_no_run_data(client: Client, responder, incident, 
     assert response.status_code == 302 and "/login" in response["Location"]
     posted = client.post(reverse("incidents:action-request", args=[incident.pk]), {"action": "query.run"})
     assert posted.status_code == 302 and ActionRun.objects.count() == 1
+
+
+def test_a_queued_rerun_without_parameters_renders(client: Client, responder, incident, query_item) -> None:
+    # A re-run names only its parent: nothing about the query is known until the worker starts it.
+    parent = ActionRun.objects.create(
+        incident=incident, checklist_item=query_item, action="query.run", requested_by=responder
+    )
+    rerun = ActionRun.objects.create(
+        incident=incident, checklist_item=query_item, action="query.run", parent=parent, requested_by=responder
+    )
+    client.force_login(responder)
+    row = client.get(reverse("incidents:action-run", args=[incident.pk, rerun.pk]), **HTMX)
+    assert row.status_code == 200 and f"query · re-run of #{parent.pk}" in row.content.decode()
+    assert client.get(reverse("incidents:detail", args=[incident.pk])).status_code == 200

@@ -176,6 +176,7 @@ class ResultSummary:
             "source_ips": _index(self.columns, _IP_COLUMNS),
             "errors": _index(self.columns, _ERROR_COLUMNS),
         }
+        self._status = _index(self.columns, ("responseStatus.code",))
         self.counters = {name: Counter() for name in self._slots}
 
     def observe(self, row: Row) -> None:
@@ -186,6 +187,8 @@ class ResultSummary:
             self.flagged += weight
         for name, index in self._slots.items():
             value = row[index] if index is not None else None
+            if name == "errors" and index == self._status and not (value or "").startswith(("4", "5")):
+                continue  # an HTTP status column: only 4xx/5xx are errors
             counter = self.counters[name]
             if value and (value in counter or len(counter) < MAX_DISTINCT):
                 counter[value] += weight

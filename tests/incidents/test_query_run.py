@@ -240,3 +240,15 @@ def test_a_window_older_than_the_logs_says_so_on_the_case(incident, responder, e
     assert run.result["coverage_gap"] in events(incident, TimelineEvent.Kind.EVIDENCE)[-1].summary
     inside = _run(incident, responder, template="source_ip_activity", source_ip=ATTACKER, **WINDOW)
     assert inside.result["coverage_gap"] == ""
+
+
+def test_summary_of_audit_rows_counts_only_failed_http_statuses_as_errors() -> None:
+    from incidents.services.queries import ResultSummary
+
+    summary = ResultSummary(("@timestamp", "user.username", "requestURI", "sourceIPs.0", "responseStatus.code"), 5, ())
+    for code in ("200", "403", "200", "401", None):
+        summary.observe(("2026-11-20 09:02:41.000", "system:anonymous", "/api", ATTACKER, code))
+    top = summary.top()
+    assert top["errors"] == [("403", 1), ("401", 1)]
+    assert top["principals"] == [("system:anonymous", 5)] and top["source_ips"] == [(ATTACKER, 5)]
+    assert top["events"] == [("/api", 5)] and summary.flagged == 0

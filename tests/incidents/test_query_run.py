@@ -243,7 +243,7 @@ def test_a_window_older_than_the_logs_says_so_on_the_case(incident, responder, e
 
 
 def test_summary_of_audit_rows_counts_only_failed_http_statuses_as_errors() -> None:
-    from incidents.services.queries import ResultSummary
+    from incidents.services.query_summary import ResultSummary
 
     summary = ResultSummary(("@timestamp", "user.username", "requestURI", "sourceIPs.0", "responseStatus.code"), 5, ())
     for code in ("200", "403", "200", "401", None):

@@ -31,7 +31,12 @@ SETUP_COMMANDS = (
 # Child processes, run as `python -m ...`. No gunicorn control socket: it is not used, and two
 # servers on one machine would share its default path in the home folder.
 WEB = ["gunicorn", "config.wsgi", "--workers", "2", "--access-logfile", "-", "--no-control-socket"]
-WORKER = ["celery", "-A", "config", "worker", "--pool=solo", "-l", "INFO"]
+# -B: the periodic tasks (SLA breach sweep, action-run sweep, evidence re-hash, reconcile) run inside
+# the one worker, as a laptop needs no separate beat process.
+WORKER = [
+    "celery", "-A", "config", "worker", "--pool=solo", "-l", "INFO",
+    "-B", "--schedule", str(VAR / "celerybeat-schedule"),
+]  # fmt: skip
 STARTUP_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
 

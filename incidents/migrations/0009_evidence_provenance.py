@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0007_append_only'),
+        ('incidents', '0008_post_incident_review'),
     ]
 
     operations = [

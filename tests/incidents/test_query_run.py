@@ -252,3 +252,18 @@ def test_summary_of_audit_rows_counts_only_failed_http_statuses_as_errors() -> N
     assert top["errors"] == [("403", 1), ("401", 1)]
     assert top["principals"] == [("system:anonymous", 5)] and top["source_ips"] == [(ATTACKER, 5)]
     assert top["events"] == [("/api", 5)] and summary.flagged == 0
+
+
+def test_the_evidence_bundle_carries_the_query_provenance(incident, responder, manager) -> None:
+    import zipfile
+
+    from incidents.services.bundle import evidence_bundle_export
+
+    run = _run(incident, responder, template="source_ip_activity", source_ip=ATTACKER, **WINDOW)
+    out = io.BytesIO()
+    evidence_bundle_export(incident_id=incident.pk, actor=manager, out=out, source_address=None)
+    archive = zipfile.ZipFile(io.BytesIO(out.getvalue()))
+    provenance = json.loads(archive.read("provenance.json"))
+    entry = provenance[str(run.result["evidence_id"])]
+    assert entry["sha256"] == run.result["sha256"] and entry["template"] == "source_ip_activity"
+    assert entry["parameters"]["source_ip"] == ATTACKER and "sourceipaddress = ?" in entry["sql"]

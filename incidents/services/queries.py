@@ -160,6 +160,7 @@ def _progress(run: ActionRun, spec: QuerySpec, execution_id: str, status: QueryS
         "template": spec.template.name,
         "execution_id": execution_id,
         "elapsed_s": round(time.monotonic() - started, 1),
+        "percent": status.percent,
         "bytes_scanned": status.bytes_scanned,
         "cost_usd": round(cost, 6),
     }

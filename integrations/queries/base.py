@@ -42,6 +42,8 @@ class QueryStatus:
     reason: str = ""
     bytes_scanned: int = 0
     engine_ms: int = 0
+    # Share of the work done, 0–100, when the engine can tell (DuckDB can; Athena and Logs cannot).
+    percent: float | None = None
     # Where the query ran, for provenance (workgroup, database, output location …).
     details: dict[str, str] = field(default_factory=dict)
 

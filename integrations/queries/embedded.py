@@ -260,12 +260,17 @@ class DuckDbEngine:
         execution = self._get(execution_id)
         end = execution.finished or time.monotonic()
         read = {f.key for f in execution.files} - {s.split(":", 1)[0] for s in execution.skipped}
+        percent = None
+        if execution.state is QueryState.RUNNING:
+            measured = execution.connection.query_progress()  # -1 while no statement is executing
+            percent = round(float(measured), 1) if measured >= 0 else None
         return QueryStatus(
             state=execution.state,
             reason=execution.reason,
             # DuckDB does not count bytes read; the size of the files the view covers is the upper bound.
             bytes_scanned=sum(f.size for f in execution.files if f.key in read),
             engine_ms=int((end - execution.started) * 1000),
+            percent=percent,
             details={
                 "database": "duckdb (in memory)",
                 "table": VIEW,

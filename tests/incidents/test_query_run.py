@@ -267,3 +267,8 @@ def test_the_evidence_bundle_carries_the_query_provenance(incident, responder, m
     entry = provenance[str(run.result["evidence_id"])]
     assert entry["sha256"] == run.result["sha256"] and entry["template"] == "source_ip_activity"
     assert entry["parameters"]["source_ip"] == ATTACKER and "sourceipaddress = ?" in entry["sql"]
+
+
+def test_the_query_time_limit_ends_before_the_task_is_killed(settings) -> None:
+    # A poll past the Celery soft limit would be killed mid-stream, leaving the run to the sweep.
+    assert settings.WATCHPOST_QUERY_TIMEOUT_SECONDS + 60 <= settings.CELERY_TASK_SOFT_TIME_LIMIT

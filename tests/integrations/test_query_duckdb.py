@@ -271,7 +271,9 @@ def test_a_running_query_can_be_stopped() -> None:
     try:
         slow = "SELECT count(*) FROM range(200000000) a, range(1000) b WHERE a.range * b.range % 7 = 3"
         execution_id = engine.start(QueryRequest(sql=slow), token="t" * 32)
-        assert engine.status(execution_id).state is QueryState.RUNNING
+        running = engine.status(execution_id)
+        assert running.state is QueryState.RUNNING
+        assert running.percent is None or 0 <= running.percent <= 100
         engine.stop(execution_id)
         status = engine.status(execution_id)
     finally:

@@ -97,6 +97,7 @@ def test_progress_shows_state_elapsed_bytes_and_cost(client: Client, responder, 
             "engine": "athena",
             "template": "source_ip_activity",
             "elapsed_s": 12.5,
+            "percent": 42.0,
             "bytes_scanned": 3 * 1024**3,
             "cost_usd": 0.016106,
         },
@@ -104,7 +105,7 @@ def test_progress_shows_state_elapsed_bytes_and_cost(client: Client, responder, 
     )
     client.force_login(responder)
     row = client.get(reverse("incidents:action-run", args=[incident.pk, run.pk]), **HTMX).content.decode()
-    assert "RUNNING · 12.5 s elapsed · 3.0\xa0GB scanned · estimated cost $0.0161" in row
+    assert "RUNNING 42% · 12.5 s elapsed · 3.0\xa0GB scanned · estimated cost $0.0161" in row
     assert "Cancel" in row
 
 

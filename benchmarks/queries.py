@@ -188,6 +188,59 @@ def child_bare(count: int, out: str) -> dict[str, Any]:
     }
 
 
+class FakeAthenaS3:
+    """GetQueryExecution (SUCCEEDED, with the result location) and a one-row GetQueryResults for the
+    column names; S3 GetObject answers with botocore's own StreamingBody over the result file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def get_query_execution(self, **params: Any) -> dict[str, Any]:
+        return {
+            "QueryExecution": {
+                "StatementType": "DML",
+                "Status": {"State": "SUCCEEDED"},
+                "ResultConfiguration": {"OutputLocation": "s3://results/bench.csv"},
+            }
+        }
+
+    def get_query_results(self, **params: Any) -> dict[str, Any]:
+        meta = {"ColumnInfo": [{"Name": c, "Type": "varchar"} for c in COLUMNS]}
+        return {"ResultSet": {"Rows": [{"Data": [{"VarCharValue": c} for c in COLUMNS]}], "ResultSetMetadata": meta}}
+
+    def get_object(self, **params: Any) -> dict[str, Any]:
+        from botocore.response import StreamingBody as BotocoreBody
+
+        return {"Body": BotocoreBody(open(self.path, "rb"), os.path.getsize(self.path))}  # noqa: SIM115
+
+
+def child_s3_app(source: str, directory: str) -> dict[str, Any]:
+    """The S3 path as the app runs it: the result CSV parsed and written back in the one CSV form
+    (so both paths give the same bytes and hash), with the summary observer the service uses."""
+    _django()
+    from incidents.services.query_summary import ResultSummary
+    from integrations.queries.athena import AthenaConfig, AthenaEngine
+    from integrations.queries.csvstream import CsvStream
+
+    baseline = _peak_mb()
+    fake = FakeAthenaS3(source)
+    engine = AthenaEngine(AthenaConfig(results_from_s3=True), client=fake, s3=fake)
+    started = time.perf_counter()
+    engine.status("bench")
+    result = engine.result("bench")
+    summary = ResultSummary(result.columns, 25, ("Create*", "Run*"))
+    stream = CsvStream(result.columns, result.rows, summary.observe)
+    name, size, digest = _store(stream, directory)
+    return {
+        "seconds": time.perf_counter() - started,
+        "bytes": size,
+        "rows": stream.rows,
+        "sha256": digest,
+        "baseline_rss_mb": baseline,
+        "peak_rss_mb": _peak_mb(),
+    }
+
+
 def child_s3(source: str, directory: str) -> dict[str, Any]:
     _django()
     import boto3  # noqa: F401 - the S3 path runs where boto3 is loaded: count it in the baseline
@@ -229,7 +282,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
-        handlers = {"reference": child_reference, "pages": child_pages, "bare": child_bare, "s3": child_s3}
+        handlers = {
+            "reference": child_reference,
+            "pages": child_pages,
+            "bare": child_bare,
+            "s3": child_s3,
+            "s3app": child_s3_app,
+        }
         value = int(rest[0]) if kind in ("reference", "pages", "bare") else rest[0]
         print(json.dumps(handlers[kind](value, rest[1])))  # type: ignore[operator]
         return
@@ -241,14 +300,17 @@ def main() -> None:
         pages = _child("pages", str(count), os.path.join(tmp, "pages"))
         bare = _child("bare", str(count), os.path.join(tmp, "bare.csv"))
         s3 = _child("s3", reference_csv, os.path.join(tmp, "s3"))
+        s3_app = _child("s3app", reference_csv, os.path.join(tmp, "s3app"))
         sum_seconds, sum_digest = _sha256sum(reference_csv)
-        same_bytes = pages["sha256"] == bare["sha256"] == s3["sha256"] == sum_digest
+        same_bytes = pages["sha256"] == bare["sha256"] == s3["sha256"] == s3_app["sha256"] == sum_digest
     page_ratio = reference["seconds"] / pages["seconds"]
     # A Django worker with this project loaded already holds ~67 MB before any query (Celery, botocore,
     # the admin): the evidence paths are judged by what streaming adds on top of that.
     page_growth = pages["peak_rss_mb"] - pages["baseline_rss_mb"]
     s3_growth = s3["peak_rss_mb"] - s3["baseline_rss_mb"]
+    s3_app_growth = s3_app["peak_rss_mb"] - s3_app["baseline_rss_mb"]
     s3_ratio = sum_seconds / s3["seconds"]
+    s3_app_ratio = sum_seconds / s3_app["seconds"]
     report = {
         "code_version": _version(),
         "python": platform.python_version(),
@@ -257,15 +319,18 @@ def main() -> None:
         "reference_csv_writer": reference,
         "page_path": pages,
         "page_path_without_django": bare,
-        "s3_path": s3,
+        "s3_path_raw_copy": s3,
+        "s3_path_as_the_app_runs_it": s3_app,
         "sha256sum_seconds": sum_seconds,
         "same_bytes_everywhere": same_bytes,
         "page_ratio": page_ratio,
         "s3_ratio": s3_ratio,
+        "s3_app_ratio": s3_app_ratio,
     }
     goals = [
         ("page path ≥ 0.2 × csv.writer rows/s", page_ratio >= 0.2, f"{page_ratio:.2f}"),
-        ("S3 path ≥ 0.5 × sha256sum bytes/s", s3_ratio >= 0.5, f"{s3_ratio:.2f}"),
+        ("S3 path, raw copy ≥ 0.5 × sha256sum bytes/s", s3_ratio >= 0.5, f"{s3_ratio:.2f}"),
+        ("S3 path as the app runs it ≥ 0.5 × sha256sum bytes/s", s3_app_ratio >= 0.5, f"{s3_app_ratio:.2f}"),
         (
             "page path peak RSS ≤ 64 MB (engine → CsvStream → file)",
             bare["peak_rss_mb"] <= 64,
@@ -273,6 +338,7 @@ def main() -> None:
         ),
         ("page path into evidence storage: RSS growth ≤ 64 MB", page_growth <= 64, f"{page_growth:.1f} MB"),
         ("S3 path into evidence storage: RSS growth ≤ 64 MB", s3_growth <= 64, f"{s3_growth:.1f} MB"),
+        ("S3 path as the app runs it: RSS growth ≤ 64 MB", s3_app_growth <= 64, f"{s3_app_growth:.1f} MB"),
         ("identical CSV bytes and hash on every path", same_bytes, str(same_bytes)),
     ]
     mb = reference["bytes"] / 1e6
@@ -288,8 +354,12 @@ def main() -> None:
     )
     print(f"  reference sha256sum:  {sum_seconds:.2f} s ({mb / sum_seconds:,.0f} MB/s)")
     print(
-        f"  S3 path:              {s3['seconds']:.2f} s ({mb / s3['seconds']:,.0f} MB/s); "
+        f"  S3 path, raw copy:    {s3['seconds']:.2f} s ({mb / s3['seconds']:,.0f} MB/s); "
         f"peak RSS {s3['peak_rss_mb']:.1f} MB (baseline {s3['baseline_rss_mb']:.1f} MB)"
+    )
+    print(
+        f"  S3 path, app (parse): {s3_app['seconds']:.2f} s ({mb / s3_app['seconds']:,.0f} MB/s); "
+        f"peak RSS {s3_app['peak_rss_mb']:.1f} MB (baseline {s3_app['baseline_rss_mb']:.1f} MB)"
     )
     for label, ok, figure in goals:
         print(f"  {'PASS' if ok else 'FAIL'}  {label}: {figure}")

@@ -231,8 +231,14 @@ def sensitive_filter(patterns: tuple[str, ...]) -> str:
     return " OR ".join(f"eventname LIKE '{p.replace('*', '%')}'" for p in patterns)
 
 
+@cache
+def _sensitive_regex(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    # One compiled alternation instead of one fnmatch per pattern per row (a million-row result).
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns) or r"(?!)")
+
+
 def is_sensitive(event_name: str | None, patterns: tuple[str, ...]) -> bool:
-    return bool(event_name) and any(fnmatch.fnmatchcase(str(event_name), p) for p in patterns)
+    return bool(event_name) and _sensitive_regex(patterns).match(str(event_name)) is not None
 
 
 def query_sql(

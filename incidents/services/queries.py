@@ -106,6 +106,7 @@ def engine_build(name: str, *, region: str = "") -> QueryEngine:
                 output_location=settings.WATCHPOST_ATHENA_OUTPUT_LOCATION,
                 expected_bucket_owner=settings.WATCHPOST_ATHENA_EXPECTED_BUCKET_OWNER,
                 region=settings.WATCHPOST_ATHENA_REGION or None,
+                results_from_s3=settings.WATCHPOST_ATHENA_RESULTS_FROM_S3,
             )
         )
     return LogsInsightsEngine(region=region or settings.WATCHPOST_EKS_LOGS_REGION or None)
@@ -292,7 +293,7 @@ def _keep(
     sensitive = library().sensitive_actions if spec.template.source == "cloudtrail" else ()
     summary = ResultSummary(result.columns, settings.WATCHPOST_QUERY_PREVIEW_ROWS, sensitive)
     stream = CsvStream(result.columns, result.rows, summary.observe)
-    provenance = _provenance(run, spec, request, execution_id, status)
+    provenance = _provenance(run, spec, request, execution_id, status) | {"result_source": result.source}
     name = f"{run.incident.reference}-{spec.template.name}-run{run.pk}.csv"
     gap = _gap(spec, status, coverage)
     evidence = evidence_acquire(

@@ -55,6 +55,8 @@ class QueryResult:
     columns: tuple[str, ...]
     rows: Iterator[Row]
     warnings: tuple[str, ...] = ()
+    # Where the rows were read from, for provenance: an API ("GetQueryResults") or an object URI.
+    source: str = ""
 
 
 class QueryEngine(Protocol):

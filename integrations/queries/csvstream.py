@@ -10,21 +10,12 @@ import csv
 import hashlib
 import io
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 
 from integrations.queries.base import Row
 
 RowObserver = Callable[[Row], None]
-
-
-class _Line:
-    """A write() target for csv.writer that keeps the last line written."""
-
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> int:
-        self.text = text
-        return len(text)
+BATCH = 256  # rows rendered at a time: a bounded buffer, and few Python-level calls per row
 
 
 class CsvStream(io.RawIOBase):
@@ -32,17 +23,19 @@ class CsvStream(io.RawIOBase):
         super().__init__()
         self._rows = rows
         self._observe = observe
-        self._line = _Line()
-        self._writer = csv.writer(self._line, lineterminator="\r\n")
-        self._buffer = bytearray(self._render(tuple(columns)))
+        self._sink = io.StringIO()
+        self._writer = csv.writer(self._sink, lineterminator="\r\n")
+        self._buffer = bytearray(self._render([tuple(columns)]))
         self._done = False
         self.digest = hashlib.sha256()
         self.size = 0
         self.rows = 0
 
-    def _render(self, row: Row | tuple[str, ...]) -> bytes:
-        self._writer.writerow(row)
-        return self._line.text.encode("utf-8")
+    def _render(self, rows: list[Row] | list[tuple[str, ...]]) -> bytes:
+        self._sink.seek(0)
+        self._sink.truncate()
+        self._writer.writerows(rows)  # one C loop per batch rather than a Python call per row
+        return self._sink.getvalue().encode("utf-8")
 
     def readable(self) -> bool:
         return True
@@ -55,14 +48,15 @@ class CsvStream(io.RawIOBase):
 
     def _fill(self, wanted: int) -> None:
         while len(self._buffer) < wanted and not self._done:
-            row = next(self._rows, None)
-            if row is None:
+            batch = list(islice(self._rows, BATCH))
+            if not batch:
                 self._done = True
                 break
             if self._observe is not None:
-                self._observe(row)
-            self._buffer += self._render(row)
-            self.rows += 1
+                for row in batch:
+                    self._observe(row)
+            self._buffer += self._render(batch)
+            self.rows += len(batch)
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:

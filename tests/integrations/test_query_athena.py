@@ -201,3 +201,43 @@ def test_a_short_token_and_an_oversized_query_are_refused_before_any_call() -> N
 def test_sql_literal_doubles_quotes() -> None:
     assert sql_literal("O'Brien") == "'O''Brien'"
     assert sql_literal("' OR 1=1 --") == "''' OR 1=1 --'"
+
+
+def test_results_can_be_read_from_the_csv_in_the_result_location(moto: str) -> None:
+    # given: a result bucket; moto writes the result CSV there, as Athena does
+    boto3.client("s3").create_bucket(Bucket="athena-results")
+    rows = [["eventname", "total"], ["CreateUser", "1"], ["Tag, then delete", None], ["GetObject", "12"]]
+    inject(moto, rows)
+    inject(moto, rows)
+    pages = AthenaEngine(AthenaConfig(output_location="s3://athena-results/q/", region="us-east-1"))
+    from_s3 = AthenaEngine(
+        AthenaConfig(output_location="s3://athena-results/q/", region="us-east-1", results_from_s3=True)
+    )
+    read = []
+    for engine in (pages, from_s3):
+        execution_id = engine.start(QueryRequest(sql="SELECT eventname, total FROM t"), token=TOKEN)
+        assert engine.status(execution_id).state is QueryState.SUCCEEDED
+        result = engine.result(execution_id)
+        read.append((result.columns, list(result.rows)))
+    # then: both paths give the same columns and rows, NULL included
+    assert (
+        read[0]
+        == read[1]
+        == (
+            ("eventname", "total"),
+            [("CreateUser", "1"), ("Tag, then delete", None), ("GetObject", "12")],
+        )
+    )
+
+
+def test_a_missing_result_object_is_a_permanent_error(moto: str) -> None:
+    boto3.client("s3").create_bucket(Bucket="athena-results")
+    inject(moto, [["eventname", "total"], ["CreateUser", "1"]])
+    engine = AthenaEngine(
+        AthenaConfig(output_location="s3://athena-results/q/", region="us-east-1", results_from_s3=True)
+    )
+    execution_id = engine.start(QueryRequest(sql="SELECT 1"), token=TOKEN)
+    engine.status(execution_id)
+    engine._locations[execution_id] = "s3://athena-results/q/gone.csv"  # the object expired or was removed
+    with pytest.raises(PermanentIntegrationError, match="NoSuchKey"):
+        list(engine.result(execution_id).rows)

@@ -297,3 +297,27 @@ def test_a_query_past_the_time_limit_is_stopped_and_the_run_fails(moto: str, inc
     execution_id = run.progress["execution_id"]
     state = boto3.client("athena").get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]["Status"]
     assert state["State"] == "CANCELLED"
+
+
+def test_evidence_read_from_the_result_csv_is_byte_identical(moto: str, incident, responder, settings) -> None:
+    # given: the same Athena result, read once through GetQueryResults and once from the result CSV
+    boto3.client("s3").create_bucket(Bucket="athena-results-123456789012")
+    rows = [
+        ["eventtime", "eventsource", "eventname", "awsregion"],
+        ["2026-11-20T09:44:02Z", "iam.amazonaws.com", "CreateUser", None],
+        ["2026-11-20T10:12:30Z", "cloudtrail.amazonaws.com", "DeleteTrail", "eu-west-1"],
+    ]
+    hashes = []
+    for from_s3 in (False, True):
+        settings.WATCHPOST_ATHENA_RESULTS_FROM_S3 = from_s3
+        inject(moto, rows, COLUMNS)
+        run = _run(_request(incident, responder, template="source_ip_activity", source_ip=ATTACKER, **WINDOW))
+        assert run.status == Status.SUCCEEDED, run.error
+        assert run.result["rows"] == 2 and run.result["flagged"] == 2
+        hashes.append(run.result["sha256"])
+        source = Evidence.objects.get(pk=run.result["evidence_id"]).provenance["result_source"]
+        assert (
+            source.startswith("s3://athena-results-123456789012/watchpost/") if from_s3 else source == "GetQueryResults"
+        )
+    # then
+    assert hashes[0] == hashes[1]

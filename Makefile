@@ -67,6 +67,11 @@ bench-ui: install-dev
 	./scripts/system_packages.sh
 	$(TEST_ENV) $(BIN)/python benchmarks/firstpaint.py $(ARGS)
 
+## make bench-rbac: the RBAC exposure scan over 10k bindings and 2k roles vs json.loads (P10); no services needed.
+.PHONY: bench-rbac
+bench-rbac: install-dev
+	$(BIN)/python benchmarks/rbac.py $(ARGS)
+
 clean:
 	rm -rf var
 

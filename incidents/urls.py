@@ -1,5 +1,6 @@
 from django.urls import path
 
+from incidents.urls_rbac import urlpatterns as rbac_urlpatterns
 from incidents.views import dashboard, detail, evidence, lists, notes, review, timeline
 from playbooks import action_views
 from playbooks import views as checklist
@@ -41,3 +42,4 @@ urlpatterns = [
     path("<int:incident_id>/report.pdf", review.report_export, {"fmt": "pdf"}, name="report-pdf"),
     path("<int:incident_id>/bundle.zip", review.bundle_export, name="bundle"),
 ]
+urlpatterns += rbac_urlpatterns

@@ -321,3 +321,35 @@ def test_evidence_read_from_the_result_csv_is_byte_identical(moto: str, incident
         )
     # then
     assert hashes[0] == hashes[1]
+
+
+def test_the_command_line_runs_the_same_template_on_athena(moto: str, tmp_path: Path) -> None:
+    import hashlib
+    import io
+
+    from django.core.management import call_command
+
+    inject(
+        moto, [[c["Name"] for c in COLUMNS], ["2026-11-20T09:44:02Z", "iam.amazonaws.com", "CreateUser", None]], COLUMNS
+    )
+    out, target = io.StringIO(), tmp_path / "athena.csv"
+    call_command(
+        "run_query",
+        "--engine",
+        "athena",
+        "--template",
+        "source_ip_activity",
+        "--param",
+        f"source_ip={ATTACKER}",
+        "--csv",
+        str(target),
+        stdout=out,
+    )
+    data = target.read_bytes()
+    assert (
+        data == b"eventtime,eventsource,eventname,awsregion\r\n2026-11-20T09:44:02Z,iam.amazonaws.com,CreateUser,\r\n"
+    )
+    assert out.getvalue().strip() == f"source_ip_activity: 1 rows, sha256 {hashlib.sha256(data).hexdigest()}"
+    (execution,) = boto3.client("athena").list_query_executions()["QueryExecutionIds"]
+    sent = boto3.client("athena").get_query_execution(QueryExecutionId=execution)["QueryExecution"]
+    assert sent["ExecutionParameters"][-1] == f"'{ATTACKER}'" and ATTACKER not in sent["Query"]

@@ -13,6 +13,7 @@ from playbooks.query_templates import is_sensitive
 
 TOP = 5
 MAX_DISTINCT = 10_000  # per counter
+PREVIEW_CELL = 300  # characters of a cell kept in the preview
 
 
 _EVENT_COLUMNS = ("eventname", "requestURI", "verb")
@@ -64,7 +65,9 @@ class ResultSummary:
             if value and (value in counter or len(counter) < MAX_DISTINCT):
                 counter[value] += weight
         if len(self.preview) < self.preview_size:
-            self.preview.append({"cells": list(row), "flagged": flagged})
+            # Cut long cells (request parameters can be kilobytes): the run row stays small, the CSV is whole.
+            cells = [c if c is None or len(c) <= PREVIEW_CELL else c[: PREVIEW_CELL - 1] + "…" for c in row]
+            self.preview.append({"cells": cells, "flagged": flagged})
 
     def top(self) -> dict[str, list[tuple[str, int]]]:
         return {name: counter.most_common(TOP) for name, counter in self.counters.items() if counter}

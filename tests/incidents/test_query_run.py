@@ -272,3 +272,12 @@ def test_the_evidence_bundle_carries_the_query_provenance(incident, responder, m
 def test_the_query_time_limit_ends_before_the_task_is_killed(settings) -> None:
     # A poll past the Celery soft limit would be killed mid-stream, leaving the run to the sweep.
     assert settings.WATCHPOST_QUERY_TIMEOUT_SECONDS + 60 <= settings.CELERY_TASK_SOFT_TIME_LIMIT
+
+
+def test_the_preview_cuts_long_cells_but_the_evidence_keeps_them() -> None:
+    from incidents.services.query_summary import PREVIEW_CELL, ResultSummary
+
+    summary = ResultSummary(("eventname", "requestparameters"), 5, ("Create*",))
+    summary.observe(("CreateRole", "x" * 5000))
+    (row,) = summary.preview
+    assert row["flagged"] and len(row["cells"][1]) == PREVIEW_CELL and row["cells"][1].endswith("…")

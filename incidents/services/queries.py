@@ -202,7 +202,7 @@ def _execute(engine: QueryEngine, request: QueryRequest, spec: QuerySpec, run: A
 def _spec_for_run(run: ActionRun) -> tuple[QuerySpec, ActionRun | None]:
     parent = run.parent if run.parent_id and run.parent and run.parent.action == "query.run" else None
     if parent is not None:
-        if parent.status != ActionRun.Status.SUCCEEDED or "values" not in parent.result:
+        if parent.status != ActionRun.Status.SUCCEEDED or not parent.result.get("sha256"):
             raise ValidationError(f"Run #{parent.pk} has no result to verify.")
         template = library().get(str(parent.result["template"]))
         return QuerySpec(template, dict(parent.result["values"]), str(parent.result["engine"])), parent

@@ -281,3 +281,10 @@ def test_the_preview_cuts_long_cells_but_the_evidence_keeps_them() -> None:
     summary.observe(("CreateRole", "x" * 5000))
     (row,) = summary.preview
     assert row["flagged"] and len(row["cells"][1]) == PREVIEW_CELL and row["cells"][1].endswith("…")
+
+
+def test_a_run_without_a_result_cannot_be_verified(incident, responder) -> None:
+    failed = _run(incident, responder, template="source_ip_activity", source_ip="not-an-ip")
+    assert failed.status == Status.FAILED
+    rerun = _run(incident, responder, parent=failed)
+    assert rerun.status == Status.FAILED and rerun.error == f"Run #{failed.pk} has no result to verify."

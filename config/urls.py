@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config import health
+from incidents.api import urls as api_urls
 from incidents.api.findings import findings_webhook
 
 urlpatterns = [
@@ -13,6 +14,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/findings/", findings_webhook, name="api-findings"),
+    path("api/v1/", include((api_urls.v1, "api"))),
+    path("api/", include(api_urls.schema)),
     path("incidents/", include("incidents.urls")),
     path("playbooks/", include("playbooks.urls")),
     path("admin/", admin.site.urls),

@@ -3,6 +3,7 @@ before anything else (NetBox's `restrict()` idea)."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -52,6 +53,8 @@ class IncidentFilters:
     assignee_id: int | None = None
     cluster: str = ""
     q: str = ""
+    source: str = ""
+    external_ref: str = ""
     sort: str = DEFAULT_SORT
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -74,6 +77,10 @@ def _apply_filters(queryset: QuerySet[Incident], filters: IncidentFilters) -> Qu
         queryset = queryset.filter(cluster_name=filters.cluster)
     if filters.q:
         queryset = queryset.filter(title__icontains=filters.q)
+    if filters.source:
+        queryset = queryset.filter(source=filters.source)
+    if filters.external_ref:
+        queryset = queryset.filter(external_ref=filters.external_ref)
     return queryset
 
 
@@ -148,6 +155,7 @@ class TimelineFilters:
     kinds: tuple[str, ...] = ()
     actor_id: int | None = None
     order: str = "asc"
+    since: datetime | None = None  # only events that occurred after this moment
 
 
 def _timeline_queryset(incident: Incident, filters: TimelineFilters) -> QuerySet[TimelineEvent]:
@@ -156,6 +164,8 @@ def _timeline_queryset(incident: Incident, filters: TimelineFilters) -> QuerySet
         queryset = queryset.filter(kind__in=filters.kinds)
     if filters.actor_id:
         queryset = queryset.filter(actor_id=filters.actor_id)
+    if filters.since is not None:
+        queryset = queryset.filter(occurred_at__gt=filters.since)
     return queryset
 
 

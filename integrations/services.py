@@ -54,8 +54,11 @@ def _bearer(header: str) -> str:
     return value.strip()
 
 
-def api_token_authenticate(*, header: str, scope: str, address: str | None, now: datetime | None = None) -> ApiToken:
-    """The token in an Authorization header, if it is valid now and carries `scope`."""
+def api_token_authenticate(
+    *, header: str, scope: str | None, address: str | None, now: datetime | None = None
+) -> ApiToken:
+    """The token in an Authorization header, if it is valid now and carries `scope` (None: any scope;
+    the REST API checks the scope per operation once the token is known)."""
     plaintext = _bearer(header)
     key_id = token_key_id(plaintext)
     token = ApiToken.objects.select_related("user").filter(key_id=key_id).first() if key_id else None
@@ -69,7 +72,7 @@ def api_token_authenticate(*, header: str, scope: str, address: str | None, now:
         raise TokenError("this token has expired")
     if not token.user.is_active:
         raise TokenError("the token's account is disabled")
-    if scope not in token.scopes:
+    if scope is not None and scope not in token.scopes:
         raise TokenError(f"this token lacks the '{scope}' scope", status=403)
     stale = token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION
     if stale or token.last_used_address != address:

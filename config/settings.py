@@ -325,3 +325,8 @@ WATCHPOST_WEBHOOK_TIMEOUT_SECONDS = env.float("WATCHPOST_WEBHOOK_TIMEOUT_SECONDS
 WATCHPOST_WEBHOOK_ALLOWED_NETWORKS = env.list("WATCHPOST_WEBHOOK_ALLOWED_NETWORKS", default=[])
 # How long the previous secret of a subscription still signs deliveries after a rotation.
 WATCHPOST_WEBHOOK_ROTATION_OVERLAP_HOURS = env.int("WATCHPOST_WEBHOOK_ROTATION_OVERLAP_HOURS", default=24)
+CELERY_BEAT_SCHEDULE["webhook-requeue"] = {
+    "task": "integrations.tasks.webhook_requeue_due_task",
+    "schedule": 300,
+    "options": {"expires": 300},
+}

@@ -127,3 +127,6 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         for token in queryset:
             api_token_revoke(token_id=token.pk)
         self.message_user(request, f"{queryset.count()} token(s) revoked.")
+
+
+from integrations import admin_webhooks  # noqa: E402,F401  (registers the webhook admin)

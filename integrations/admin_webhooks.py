@@ -1,0 +1,125 @@
+"""Webhook subscriptions and their delivery log in the admin: rotate a secret, replay a delivery."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+from integrations.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from integrations.webhooks import webhook_delivery_replay, webhook_secret_rotate
+
+
+class WebhookSubscriptionForm(forms.ModelForm):  # type: ignore[type-arg]
+    event_types = forms.MultipleChoiceField(
+        choices=[(e, e) for e in WebhookSubscription.EVENT_TYPES], widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ["name", "url", "event_types", "active"]
+
+
+class RecentDeliveryInline(admin.TabularInline):  # type: ignore[type-arg]
+    """The delivery log of the subscription: the newest 50 (all of them: the link above the table)."""
+
+    model = WebhookDelivery
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["created_at", "event_type", "status", "attempts", "last_status_code", "last_error", "next_attempt_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookDelivery]:
+        recent = WebhookDelivery.objects.order_by("-created_at", "-id").values("pk")
+        return super().get_queryset(request).filter(pk__in=recent[:50])
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = WebhookSubscriptionForm
+    list_display = ["name", "url", "active", "events", "delivery_log"]
+    readonly_fields = ["secret", "previous_secret_expires_at", "created_at", "delivery_log"]
+    inlines = [RecentDeliveryInline]
+    actions = ["rotate_secret"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        base = ["name", "url", "event_types", "active"]
+        return base if obj is None else [*base, "secret", "previous_secret_expires_at", "created_at", "delivery_log"]
+
+    @admin.display(description="events")
+    def events(self, obj: WebhookSubscription) -> str:
+        return ", ".join(obj.event_types)
+
+    @admin.display(description="delivery log")
+    def delivery_log(self, obj: WebhookSubscription) -> str:
+        url = reverse("admin:integrations_webhookdelivery_changelist") + f"?subscription__id__exact={obj.pk}"
+        return format_html('<a href="{}">all deliveries</a>', url)
+
+    @admin.action(description="Rotate the secret (the old one keeps signing during the overlap)")
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
+        for subscription in queryset:
+            secret = webhook_secret_rotate(subscription_id=subscription.pk)
+            messages.warning(request, f"{subscription.name}: new secret {secret}")
+
+
+class AttemptInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = WebhookAttempt
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = ["number", "at", "status_code", "duration_ms", "error", "response_excerpt"]
+    readonly_fields = fields
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["created_at", "subscription", "event_type", "status", "attempts", "last_status_code", "replay"]
+    list_filter = ["status", "event_type", "subscription"]
+    list_select_related = ["subscription"]
+    readonly_fields = [
+        "uuid", "subscription", "event_type", "status", "attempts", "next_attempt_at", "last_status_code",
+        "last_error", "created_at", "delivered_at", "body", "replay",
+    ]  # fmt: skip
+    fields = readonly_fields
+    inlines = [AttemptInline]
+    actions = ["replay_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        replay = self.admin_site.admin_view(self.replay_view)
+        return [
+            path("<int:delivery_id>/replay/", replay, name="integrations_webhookdelivery_replay"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="replay")
+    def replay(self, obj: WebhookDelivery) -> str:
+        if obj.status == WebhookDelivery.Status.PENDING:
+            return "—"
+        url = reverse("admin:integrations_webhookdelivery_replay", args=[obj.pk])
+        # Submits the page's own admin form (which carries the CSRF token) to the replay URL: a POST,
+        # not a link a crawler or prefetch could follow, and no nested form.
+        return format_html('<button type="submit" formaction="{}" formmethod="post">Replay</button>', url)
+
+    def replay_view(self, request: HttpRequest, delivery_id: int) -> HttpResponse:
+        if request.method != "POST" or not self.has_change_permission(request):
+            return HttpResponse(status=405)
+        delivery = get_object_or_404(WebhookDelivery, pk=delivery_id)
+        if webhook_delivery_replay(delivery_id=delivery.pk):
+            messages.success(request, f"Delivery {delivery.uuid} queued again.")
+        else:
+            messages.info(request, f"Delivery {delivery.uuid} is still pending; nothing to replay.")
+        return HttpResponseRedirect(reverse("admin:integrations_webhookdelivery_change", args=[delivery.pk]))
+
+    @admin.action(description="Replay the selected deliveries")
+    def replay_selected(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        count = sum(webhook_delivery_replay(delivery_id=pk) for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{count} delivery(ies) queued again.")

@@ -309,6 +309,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "incidents.api.schema.add_problem_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "PhaseEnum": "incidents.models.Phase",
         "ChecklistStatusEnum": "playbooks.models.ChecklistItem.Status",

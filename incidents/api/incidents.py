@@ -123,9 +123,12 @@ def _user_ids(names: list[str]) -> dict[str, int]:
 
 
 def _playbook(data: dict[str, Any]) -> Playbook:
-    if data.get("playbook"):
-        return playbook_latest(slug=data["playbook"])
-    return playbook_for_finding_type(finding_type=data.get("finding_type", ""))
+    try:
+        if data.get("playbook"):
+            return playbook_latest(slug=data["playbook"])
+        return playbook_for_finding_type(finding_type=data.get("finding_type", ""))
+    except Playbook.DoesNotExist as exc:
+        raise ValidationError(str(exc)) from exc
 
 
 def _load(user: User, incident_id: int, *, lock: bool = False) -> Incident:

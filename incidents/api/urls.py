@@ -4,8 +4,9 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required, login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from incidents.api import checklist, evidence, incidents, notes, observables, playbooks, tickets, timeline
@@ -14,6 +15,12 @@ from incidents.api.common import ApiView
 
 def _api(view: type[ApiView] | Any) -> Callable[..., Any]:
     return login_not_required(view.as_view())
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest) -> HttpResponse:
+    body = {"type": "about:blank", "title": "Not found", "status": 404, "detail": "No such API endpoint."}
+    return JsonResponse(body, status=404, content_type="application/problem+json")
 
 
 v1 = [
@@ -43,6 +50,8 @@ v1 = [
     path("incidents/<int:incident_id>/ticket-events/", _api(tickets.TicketEventView), name="ticket-events"),
     path("playbooks/", _api(playbooks.PlaybookListView), name="playbook-list"),
     path("playbooks/<slug:slug>/", _api(playbooks.PlaybookDetailView), name="playbook-detail"),
+    # Anything else under /api/v1/ is a problem+json 404, not the HTML page.
+    re_path(r"^.*$", login_not_required(api_not_found)),
 ]
 
 _swagger = SpectacularSwaggerSplitView.as_view(url_name="api-schema")

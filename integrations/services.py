@@ -78,3 +78,12 @@ def api_token_authenticate(
     if stale or token.last_used_address != address:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_address=address)
     return token
+
+
+def service_account_create(*, username: str, role: str) -> User:
+    """An account for one integration: in `role`'s group, no usable password (API tokens only)."""
+    from django.contrib.auth.models import Group
+
+    user = User.objects.create_user(username=username, password=None)
+    user.groups.add(Group.objects.get(name=role))
+    return user

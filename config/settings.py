@@ -283,6 +283,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["incidents.api.auth.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "incidents.api.auth.JsonFirstNegotiation",
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
@@ -319,6 +320,9 @@ SPECTACULAR_SETTINGS = {
     },
 }
 WATCHPOST_API_PAGE_SIZE = env.int("WATCHPOST_API_PAGE_SIZE", default=50)
+# Seconds a worker process reuses a verified API token row (0: look it up on every request). A
+# revocation in the admin applies at once in that process and within this delay everywhere else.
+WATCHPOST_API_TOKEN_CACHE_SECONDS = env.int("WATCHPOST_API_TOKEN_CACHE_SECONDS", default=10)
 # Outbound webhooks: attempts before a delivery goes to the dead letter, and the first retry delay
 # (doubled each attempt, capped at one hour).
 WATCHPOST_WEBHOOK_MAX_ATTEMPTS = env.int("WATCHPOST_WEBHOOK_MAX_ATTEMPTS", default=8)

@@ -21,6 +21,7 @@ class PreconditionFailedError(exceptions.APIException):
     status_code = status.HTTP_412_PRECONDITION_FAILED
     default_detail = "The incident changed since you read it (If-Match does not match its ETag); read it again."
     default_code = "precondition_failed"
+    title = "Precondition failed"
 
 
 # Service errors → (status, title). Order matters: subclasses first.
@@ -63,7 +64,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     if isinstance(exc, exceptions.ValidationError):
         answer = problem(400, "Invalid request", _first_message(exc.detail), errors=exc.detail)
     else:
-        title = str(exc.default_detail).rstrip(".")
+        title = getattr(exc, "title", None) or str(exc.default_detail).rstrip(".")
         answer = problem(response.status_code, title, _first_message(exc.detail))
     for header in ("WWW-Authenticate", "Retry-After", "Allow"):
         if header in response:

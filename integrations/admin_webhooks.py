@@ -33,7 +33,7 @@ class RecentDeliveryInline(admin.TabularInline):  # type: ignore[type-arg]
     can_delete = False
     show_change_link = True
     fields = ["created_at", "event_type", "status", "attempts", "last_status_code", "last_error", "next_attempt_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookDelivery]:
         recent = WebhookDelivery.objects.order_by("-created_at", "-id").values("pk")
@@ -48,7 +48,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     inlines = [RecentDeliveryInline]
     actions = ["rotate_secret"]
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         base = ["name", "url", "event_types", "active"]
         return base if obj is None else [*base, "secret", "previous_secret_expires_at", "created_at", "delivery_log"]
 
@@ -74,7 +74,7 @@ class AttemptInline(admin.TabularInline):  # type: ignore[type-arg]
     max_num = 0
     can_delete = False
     fields = ["number", "at", "status_code", "duration_ms", "error", "response_excerpt"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
 
 
 @admin.register(WebhookDelivery)
@@ -86,7 +86,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "uuid", "subscription", "event_type", "status", "attempts", "next_attempt_at", "last_status_code",
         "last_error", "created_at", "delivered_at", "body", "replay",
     ]  # fmt: skip
-    fields = readonly_fields
+    fields = readonly_fields  # type: ignore[assignment]
     inlines = [AttemptInline]
     actions = ["replay_selected"]
 

@@ -103,7 +103,7 @@ class JsonFirstNegotiation(DefaultContentNegotiation):
     """Skip parsing the Accept header when it takes anything, or exactly the first renderer's type (JSON
     for the API): the parse was a third of DRF's own cost per request (P11)."""
 
-    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> Any:
         accept = request.META.get("HTTP_ACCEPT", "*/*")
         if accept == "*/*" or accept == renderers[0].media_type:
             return renderers[0], renderers[0].media_type

@@ -40,7 +40,7 @@ class IncidentSerializer(serializers.Serializer):  # type: ignore[type-arg]
     priority = serializers.ChoiceField(choices=Priority.values)
     phase = serializers.ChoiceField(choices=Phase.choices)
     resolution = serializers.ChoiceField(choices=Resolution.choices)
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     external_ref = serializers.CharField()
     finding_type = serializers.CharField()
     cluster_name = serializers.CharField()
@@ -75,7 +75,7 @@ class IncidentListQuery(PageQuerySerializer):
     priority = serializers.ChoiceField(choices=Priority.values, required=False)
     assignee = serializers.CharField(required=False, help_text="User name of the commander or an assignee.")
     cluster = serializers.CharField(required=False)
-    source = serializers.CharField(required=False, max_length=50)
+    source = serializers.CharField(required=False, max_length=50)  # type: ignore[assignment]
     external_ref = serializers.CharField(required=False, max_length=200)
     q = serializers.CharField(required=False, help_text="Words in the title.")
     sort = serializers.ChoiceField(choices=list(INCIDENT_SORTS), required=False, default="-created")
@@ -84,7 +84,9 @@ class IncidentListQuery(PageQuerySerializer):
 class IncidentCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
     title = serializers.CharField(max_length=300)
     severity = serializers.ChoiceField(choices=list(SEVERITY_VALUES))
-    source = serializers.RegexField(r"^[a-z0-9][a-z0-9_.-]*$", max_length=50, help_text="e.g. jira, servicenow")
+    source = serializers.RegexField(  # type: ignore[assignment]
+        r"^[a-z0-9][a-z0-9_.-]*$", max_length=50, help_text="e.g. jira, servicenow"
+    )
     external_ref = serializers.CharField(max_length=200, help_text="The ticket key, e.g. SEC-123.")
     priority = serializers.ChoiceField(choices=Priority.values, required=False, default=Priority.P3)
     summary = serializers.CharField(required=False, default="", allow_blank=True, max_length=20_000)
@@ -236,7 +238,7 @@ class IncidentDetailView(ApiView):
 
 
 def _apply_changes(incident_id: int, actor: User, data: dict[str, Any]) -> None:
-    fields = {k: data[k] for k in ("title", "summary", "priority", "resolution") if k in data}
+    fields: dict[str, Any] = {k: data[k] for k in ("title", "summary", "priority", "resolution") if k in data}
     if "severity" in data:
         fields["severity"] = SEVERITY_VALUES[data["severity"]]
     if fields:

@@ -24,7 +24,9 @@ class TimelineEventSerializer(serializers.Serializer):  # type: ignore[type-arg]
     recorded_at = serializers.DateTimeField()
     actor = serializers.CharField(source="actor__username", allow_null=True)
     summary = serializers.CharField()
-    data = serializers.DictField(help_text="Kind-specific details, e.g. {from, to} of a phase change.")
+    data = serializers.DictField(  # type: ignore[assignment]
+        help_text="Kind-specific details, e.g. {from, to} of a phase change."
+    )
 
 
 class TimelineQuery(PageQuerySerializer):

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from incidents.models import Evidence, Incident, Note, Severity
-from integrations.webhooks import webhook_event_emit
+from integrations.webhooks import subscribed_event_types, webhook_event_emit
 
 
 def incident_summary(incident: Incident) -> dict[str, Any]:
@@ -31,6 +31,8 @@ def incident_summary(incident: Incident) -> dict[str, Any]:
 
 
 def _emit(event_type: str, incident: Incident, actor: User | None, **extra: Any) -> None:
+    if event_type not in subscribed_event_types():
+        return
     data = {"incident": incident_summary(incident), "actor": actor.get_username() if actor else None} | extra
     transaction.on_commit(partial(webhook_event_emit, event_type=event_type, data=data))
 

@@ -3,6 +3,7 @@
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -11,13 +12,23 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from integrations.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from integrations.ticketing.ssrf import DestinationRefusedError, destination_check
 from integrations.webhooks import webhook_delivery_replay, webhook_secret_rotate
 
 
 class WebhookSubscriptionForm(forms.ModelForm):  # type: ignore[type-arg]
+    url = forms.URLField(max_length=2000, assume_scheme="https", help_text=WebhookSubscription.url.field.help_text)
     event_types = forms.MultipleChoiceField(
         choices=[(e, e) for e in WebhookSubscription.EVENT_TYPES], widget=forms.CheckboxSelectMultiple
     )
+
+    def clean_url(self) -> str:
+        url: str = self.cleaned_data["url"]
+        try:
+            destination_check(url, allowed_networks=settings.WATCHPOST_WEBHOOK_ALLOWED_NETWORKS)
+        except DestinationRefusedError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return url
 
     class Meta:
         model = WebhookSubscription

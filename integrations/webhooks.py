@@ -9,6 +9,7 @@ replayed from the admin.
 import json
 import logging
 import random
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from integrations.errors import PermanentIntegrationError, TransientIntegrationError
@@ -29,6 +32,29 @@ Status = WebhookDelivery.Status
 MAX_BACKOFF_SECONDS = 3600.0
 # Resolver used for every delivery; tests swap in a stub (no traffic to private ranges).
 resolver: ssrf.Resolver = ssrf.system_resolver
+
+
+# The event types some active subscription wants, per process for a few seconds: a change nobody
+# subscribed to then costs no query and no on-commit callback (ingestion opens incidents in bulk).
+# Saving or deleting a subscription clears it in that process; other processes see it within the TTL.
+SUBSCRIBED_TTL_SECONDS = 10.0
+_subscribed: tuple[float, frozenset[str]] | None = None
+
+
+def subscribed_event_types() -> frozenset[str]:
+    global _subscribed
+    moment = time.monotonic()
+    if _subscribed is None or moment - _subscribed[0] > SUBSCRIBED_TTL_SECONDS:
+        rows = WebhookSubscription.objects.filter(active=True).values_list("event_types", flat=True)
+        _subscribed = (moment, frozenset(event for types in rows for event in types))
+    return _subscribed[1]
+
+
+@receiver([post_save, post_delete], sender=WebhookSubscription)
+def subscribed_event_types_forget(**kwargs: Any) -> None:
+    """Cache invalidation only (no business logic): the next event re-reads the subscriptions."""
+    global _subscribed
+    _subscribed = None
 
 
 def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[int]:

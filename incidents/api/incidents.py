@@ -94,7 +94,9 @@ class IncidentCreateSerializer(serializers.Serializer):  # type: ignore[type-arg
     finding_type = serializers.CharField(required=False, default="", allow_blank=True, max_length=100)
     cluster_name = serializers.CharField(required=False, default="", allow_blank=True, max_length=100)
     account_id = serializers.RegexField(r"^\d{12}$", required=False, default="", allow_blank=True)
-    region = serializers.RegexField(r"^[a-z]{2}(-[a-z]+)+-\d+$", required=False, default="", allow_blank=True)
+    region = serializers.RegexField(
+        r"^[a-z]{2}(-[a-z]+)+-\d+$", max_length=30, required=False, default="", allow_blank=True
+    )
     detected_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 

@@ -1,5 +1,6 @@
 """Response headers Django 5.2 does not set by itself."""
 
+import logging
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
@@ -22,3 +23,86 @@ class SecurityHeadersMiddleware:
         if not request.path.startswith("/static/"):
             response.setdefault("Cache-Control", "no-store")
         return response
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+security_log = logging.getLogger("watchpost.security")
+
+
+def _denial_log(request: HttpRequest, status: int) -> None:
+    """Every refusal (S13), pages and API alike: who, from where, what; never headers or cookies."""
+    user = getattr(request, "user", None)
+    name = user.get_username() if user is not None and user.is_authenticated else "-"
+    path = request.path.replace("\n", "\\n").replace("\r", "\\r")[:300]
+    address = request.META.get("REMOTE_ADDR", "-")
+    security_log.warning("denied status=%s user=%s address=%s %s %s", status, name, address, request.method, path)
+
+
+class AuditMiddleware:
+    """Write exactly one audit row for every state-changing request, refused ones included.
+
+    After the view: by then the session user is known, and DRF has put a token's user on the
+    request. Reads are not audited here (evidence reads have their custody events).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code in (401, 403):
+            _denial_log(request, response.status_code)
+        if request.method in UNSAFE_METHODS:
+            from incidents.services.audit import audit_record  # models are not ready at import time
+
+            user = getattr(request, "user", None)
+            if getattr(request, "auth", None) is not None:
+                via = "token"
+            else:
+                via = "session" if user is not None and user.is_authenticated else "anonymous"
+            audit_record(
+                actor=user,
+                via=via,
+                method=request.method,
+                path=request.path,
+                status_code=response.status_code,
+                address=request.META.get("REMOTE_ADDR"),
+            )
+        return response
+
+
+class SessionTimeoutMiddleware:
+    """End a browser session after WATCHPOST_SESSION_IDLE_SECONDS without a request, and after
+    WATCHPOST_SESSION_ABSOLUTE_SECONDS in all, whatever the activity (ASVS 7.3).
+
+    `logout()` flushes the session row, so the cookie is dead on the server, not only in the browser.
+    The last-seen time is written at most once a minute: a session save on every request would cost
+    a database write per click.
+    """
+
+    WRITE_EVERY = 60
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and hasattr(request, "session"):
+            self._check(request)
+        return self.get_response(request)
+
+    def _check(self, request: HttpRequest) -> None:
+        import time
+
+        from django.conf import settings
+        from django.contrib.auth import logout
+
+        now = int(time.time())
+        session = request.session
+        started, seen = session.setdefault("wp_started", now), session.get("wp_seen", now)
+        idle, absolute = settings.WATCHPOST_SESSION_IDLE_SECONDS, settings.WATCHPOST_SESSION_ABSOLUTE_SECONDS
+        if now - seen > idle or now - started > absolute:
+            logout(request)
+            return
+        if now - seen >= self.WRITE_EVERY or "wp_seen" not in session:
+            session["wp_seen"] = now

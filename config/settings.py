@@ -19,6 +19,9 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("WATCHPOST_DEBUG", default=False)
 # The embedded default key is for `make run` on a laptop only; `check --deploy` flags it in production.
 SECRET_KEY = env.str("WATCHPOST_SECRET_KEY", default="insecure-embedded-dev-key-change-me")
+# Keys the audit and custody hash chains (HMAC). Keep it outside the database, and stable: changing it
+# makes `verify_audit` report every existing link. Defaults to a key derived from SECRET_KEY.
+WATCHPOST_AUDIT_KEY = env.str("WATCHPOST_AUDIT_KEY", default="") or f"audit-chain:{SECRET_KEY}"
 ALLOWED_HOSTS = env.list("WATCHPOST_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("WATCHPOST_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -48,12 +51,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.middleware.SessionTimeoutMiddleware",
     # Django 5.1+: every view needs a login unless it is marked @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "config.middleware.SecurityHeadersMiddleware",
+    # One tamper-evident audit row per state-changing request, whatever the view did.
+    "config.middleware.AuditMiddleware",
     # AxesMiddleware must be last: it turns a lockout into the lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -148,6 +154,10 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("WATCHPOST_SESSION_AGE_SECONDS", default=8 * 3600)
+# A browser session ends after this long without a request (idle), and after the absolute lifetime
+# whatever the activity; both are checked on the server (config.middleware.SessionTimeoutMiddleware).
+WATCHPOST_SESSION_IDLE_SECONDS = env.int("WATCHPOST_SESSION_IDLE_SECONDS", default=30 * 60)
+WATCHPOST_SESSION_ABSOLUTE_SECONDS = env.int("WATCHPOST_SESSION_ABSOLUTE_SECONDS", default=SESSION_COOKIE_AGE)
 SESSION_COOKIE_SECURE = env.bool("WATCHPOST_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 CSRF_COOKIE_HTTPONLY = True
@@ -228,12 +238,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "incidents.tasks.evidence_reverify_all_task",
         "schedule": env.int("WATCHPOST_EVIDENCE_REVERIFY_SECONDS", default=24 * 3600),
     },
+    # Playbook action runs whose worker died past the hard time limit go back to the queue.
+    "action-runs-sweep": {"task": "playbooks.tasks.action_runs_sweep_task", "schedule": 300},
 }
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # UTC timestamps with the zone spelled out, whatever the host's time zone (S13).
+    "formatters": {
+        "plain": {"()": "config.logs.UTCFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("WATCHPOST_LOG_LEVEL", default="INFO")},
     "loggers": {"axes": {"level": "WARNING"}, "watchpost.security": {"level": "INFO"}},

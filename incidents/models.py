@@ -9,6 +9,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Severity(models.IntegerChoices):
@@ -344,14 +345,56 @@ class CustodyEvent(models.Model):
 
     evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="custody")
     action = models.CharField(max_length=20, choices=Action.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    at = models.DateTimeField(auto_now_add=True)
+    # PROTECT: the log is append-only, so a user with custody history is deactivated, never deleted.
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    # Set before the insert (not auto_now_add): the chain link covers it.
+    at = models.DateTimeField(default=timezone.now)
     source_address = models.GenericIPAddressField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, help_text="The hash observed at the time of the event.")
     detail = models.CharField(max_length=300, blank=True)
+    # The custody hash chain (see AuditEvent): the previous event's link and this one's.
+    prev_hash = models.CharField(max_length=64, blank=True)
+    chain_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["at", "id"]
 
     def __str__(self) -> str:
         return f"{self.action} {self.evidence_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuditEvent(models.Model):
+    """One state-changing request (or system change), append-only and hash-chained.
+
+    The database refuses UPDATE and DELETE on this table (a trigger, migration 0006), and each row's
+    HMAC covers the previous row's, so `manage.py verify_audit` finds an edited or removed row even
+    when someone with owner rights got past the trigger.
+    """
+
+    at = models.DateTimeField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    actor_name = models.CharField(max_length=150, blank=True)
+    via = models.CharField(max_length=20, help_text="session, token, anonymous or system")
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    chain_hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.method} {self.path} → {self.status_code}"
+
+
+class ChainHead(models.Model):
+    """The last link of each hash chain ("audit", "custody"): a removed tail shows as a mismatch here."""
+
+    name = models.CharField(max_length=20, primary_key=True)
+    last_id = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="")
+
+    def __str__(self) -> str:
+        return f"{self.name} chain at #{self.last_id}"

@@ -1,10 +1,12 @@
 """Authentication events in the log (ASVS 16.3.1): who, from where, when; never the password.
 
 Django announces logins through its auth signals; listening to them is the supported hook, and this
-module only writes log lines (django-axes separately counts failures and locks out).
+module writes log lines and starts the session timeout clocks at sign-in (django-axes separately
+counts failures and locks out).
 """
 
 import logging
+import time
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
@@ -31,6 +33,10 @@ def login_failed(sender: Any, credentials: dict[str, Any], request: HttpRequest 
 @receiver(user_logged_in)
 def logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     log.info("login user=%s address=%s", _clean(user.get_username()), _address(request))
+    if request is not None and hasattr(request, "session"):
+        # The clocks of config.middleware.SessionTimeoutMiddleware start at sign-in, in the same save.
+        now = int(time.time())
+        request.session["wp_started"] = request.session["wp_seen"] = now
 
 
 @receiver(user_logged_out)

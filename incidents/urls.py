@@ -1,6 +1,7 @@
 from django.urls import path
 
 from incidents.views import detail, evidence, lists, notes, timeline
+from playbooks import action_views
 from playbooks import views as checklist
 
 app_name = "incidents"
@@ -15,6 +16,11 @@ urlpatterns = [
     path("<int:incident_id>/restrict/", detail.incident_restrict, name="restrict"),
     path("<int:incident_id>/checklist/<int:item_id>/status/", checklist.checklist_item_status, name="item-status"),
     path("<int:incident_id>/checklist/<int:item_id>/decide/", checklist.checklist_item_decide, name="item-decide"),
+    path("<int:incident_id>/actions/", action_views.action_request, name="action-request"),
+    path("<int:incident_id>/actions/<int:run_id>/", action_views.action_run_detail, name="action-run"),
+    path("<int:incident_id>/actions/<int:run_id>/approve/", action_views.action_run_approve, name="action-approve"),
+    path("<int:incident_id>/actions/<int:run_id>/reject/", action_views.action_run_reject, name="action-reject"),
+    path("<int:incident_id>/actions/<int:run_id>/cancel/", action_views.action_run_cancel, name="action-cancel"),
     path("<int:incident_id>/notes/", notes.note_add, name="note-add"),
     path("<int:incident_id>/notes/<int:note_id>/edit/", notes.note_edit, name="note-edit"),
     path("<int:incident_id>/notes/<int:note_id>/history/", notes.note_history, name="note-history"),

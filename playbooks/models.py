@@ -95,3 +95,61 @@ class ChecklistItem(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.TODO
+
+
+class ActionRun(models.Model):
+    """One launch of a playbook step's automation (rbac.inspect, rbac.remediate, query.run, …).
+
+    The row is the unit of work a Celery task claims (a conditional UPDATE), so a redelivered or
+    duplicated task never acts twice at the same time; handlers make their external change
+    declarative, so a run that is re-queued after a crash converges.
+    """
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "Awaiting approval"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        REJECTED = "rejected", "Rejected"
+
+    incident = models.ForeignKey("incidents.Incident", on_delete=models.CASCADE, related_name="action_runs")
+    checklist_item = models.ForeignKey(
+        ChecklistItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="action_runs"
+    )
+    action = models.CharField(max_length=50)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    params = models.JSONField(default=dict, blank=True)
+    # What the handler returned (a summary; big outputs go to evidence) and its live progress.
+    result = models.JSONField(default=dict, blank=True)
+    progress = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    # A rollback points at the remediation it undoes; a re-run points at the run it verifies.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["incident", "-created_at"], name="actionrun_incident_recent"),
+            models.Index(fields=["status", "claimed_at"], name="actionrun_status_claimed"),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} #{self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.PROPOSED, self.Status.QUEUED, self.Status.RUNNING)

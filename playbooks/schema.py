@@ -153,6 +153,9 @@ class PlaybookDocument(_Strict):
     fallback: bool = False
     upstream: Upstream | None = None
     fixes: list[Fix] = []
+    # Actions that change a system (rbac.remediate, rbac.rollback) need a second person's approval
+    # unless the playbook turns the rule off.
+    two_person_rule: bool = True
     parts: list[Part] = Field(min_length=1)
 
     @model_validator(mode="after")

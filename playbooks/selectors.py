@@ -4,7 +4,7 @@
 pin them, but new incidents always get the latest one.
 """
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, QuerySet
 
 from playbooks.models import Playbook
 
@@ -37,6 +37,24 @@ def playbook_for_finding_type(*, finding_type: str) -> Playbook:
             # Not the stored document: opening an incident needs the row and its steps, not the JSON.
             return Playbook.objects.defer("document").get(pk=pk)
     return _playbook_fallback()
+
+
+# (library signature, finding type) → playbook: ingestion asks for the same few types thousands of
+# times. Loaded rows are never edited (a changed file is a new version, a new row), so the highest id
+# and the row count identify the library's state; one tiny query per call keeps a worker that did
+# not run `sync_playbooks` itself from serving a superseded version.
+_FOR_TYPE: dict[tuple[int | None, int, str], Playbook] = {}
+
+
+def playbooks_for_finding_types(*, finding_types: set[str]) -> dict[str, Playbook]:
+    """`playbook_for_finding_type` for several types at once, remembered while the library is unchanged."""
+    library = Playbook.objects.aggregate(last=Max("pk"), rows=Count("pk"))
+    signature = (library["last"], library["rows"])
+    if any(key[:2] != signature for key in _FOR_TYPE):
+        _FOR_TYPE.clear()
+    for finding_type in finding_types - {key[2] for key in _FOR_TYPE}:
+        _FOR_TYPE[(*signature, finding_type)] = playbook_for_finding_type(finding_type=finding_type)
+    return {finding_type: _FOR_TYPE[(*signature, finding_type)] for finding_type in finding_types}
 
 
 def _playbook_fallback() -> Playbook:

@@ -17,6 +17,7 @@ from incidents import outbound, permissions, timeline
 from incidents.errors import EvidenceIntegrityError, EvidenceRejectedError
 from incidents.models import CustodyEvent, Evidence
 from incidents.selectors import incident_queryset_for_user
+from incidents.services.audit import CUSTODY, chain_append, custody_fields
 from incidents.services.incidents import _locked, _require_open
 
 CHUNK = 1024 * 1024
@@ -60,6 +61,33 @@ def file_sha256(file: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
+# What a file must start with when its name claims one of these types (S9): a ".png" that is really
+# HTML is refused rather than stored under a name that lies. Other extensions (logs, JSON, YAML, …)
+# carry no reliable signature and are kept as they are; downloads are always attachments anyway.
+MAGIC: dict[str, tuple[bytes, ...]] = {
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "jpg": (b"\xff\xd8\xff",),
+    "jpeg": (b"\xff\xd8\xff",),
+    "gif": (b"GIF87a", b"GIF89a"),
+    "pdf": (b"%PDF-",),
+    "zip": (b"PK\x03\x04", b"PK\x05\x06"),
+    "gz": (b"\x1f\x8b",),
+    "pcap": (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"),
+    "pcapng": (b"\x0a\x0d\x0d\x0a",),
+}
+
+
+def _check_magic(name: str, upload: UploadedFile) -> None:
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    signatures = MAGIC.get(extension)
+    if not signatures:
+        return
+    head = upload.read(16)
+    upload.seek(0)
+    if not any(head.startswith(signature) for signature in signatures):
+        raise EvidenceRejectedError(f"{name}: the content is not a .{extension} file; rename it or upload the real one")
+
+
 def _custody(
     *,
     evidence: Evidence,
@@ -69,9 +97,11 @@ def _custody(
     sha256: str,
     detail: str = "",
 ) -> CustodyEvent:
-    return CustodyEvent.objects.create(
+    event = CustodyEvent(
         evidence=evidence, action=action, actor=actor, source_address=address, sha256=sha256, detail=detail[:300]
     )
+    chain_append(chain=CUSTODY, row=event, fields=custody_fields(event))
+    return event
 
 
 def evidence_add(
@@ -89,6 +119,7 @@ def evidence_add(
     if not upload.size:
         raise EvidenceRejectedError("The file is empty.")
     name = (upload.name or "evidence").replace("\\", "/").rsplit("/", 1)[-1][:255] or "evidence"
+    _check_magic(name, upload)
     with transaction.atomic():
         incident = _locked(incident_id=incident_id, actor=actor)
         _require_open(incident)

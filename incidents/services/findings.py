@@ -12,6 +12,7 @@ idempotent on (account, region, finding id), enforced by the Finding table's uni
 
 import hashlib
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -31,8 +32,9 @@ from incidents.models import (
     QuarantinedDocument,
     Severity,
 )
-from incidents.services.incidents import incident_change_phase, incident_open
+from incidents.services.incidents import incident_change_phase, incident_open, sla_due_at
 from integrations.aws.guardduty import FindingParseError, NormalizedFinding, documents_from_bytes, parse_finding
+from playbooks.models import Playbook
 from playbooks.selectors import playbook_for_finding_type
 
 CREATED, UPDATED, DUPLICATE, STALE, REJECTED = "created", "updated", "duplicate", "stale", "rejected"
@@ -91,22 +93,32 @@ def _quarantine(payload: InboundPayload, *, position: int | None, document: Any,
 
 
 def payload_process(*, payload_id: int) -> IngestReport:
-    """Parse a stored payload and ingest each finding in it, each in its own transaction."""
-    payload = InboundPayload.objects.get(pk=payload_id)
+    """Parse a stored payload and ingest its findings (set-based: findings_batch); bad documents are quarantined."""
+    return _payload_process(InboundPayload.objects.get(pk=payload_id))
+
+
+def _payload_process(payload: InboundPayload) -> IngestReport:
+    from incidents.services.findings_batch import CHUNK, findings_ingest  # it builds on this module
+
     report = IngestReport(payload_id=payload.pk)
     try:
         documents = documents_from_bytes(bytes(payload.body))
     except FindingParseError as exc:
-        report.results.append(_quarantine(payload, position=None, document=None, reason=str(exc)))
         documents = []
-    for position, document in enumerate(documents):
-        try:
-            finding = parse_finding(document)
-        except FindingParseError as exc:
-            report.results.append(_quarantine(payload, position=position, document=document, reason=str(exc)))
-            continue
-        report.results.append(finding_ingest(finding=finding, payload=payload))
-    _payload_close(payload, report)
+        report.results.append(_quarantine(payload, position=None, document=None, reason=str(exc)))
+    # A payload of one chunk (an EventBridge event, an SQS message, a webhook call) is processed in one
+    # transaction with its status: one commit instead of two per event (P3), and a crash leaves the
+    # payload "received" as a whole, for re-processing.
+    with transaction.atomic() if len(documents) <= CHUNK else nullcontext():
+        parsed, results = [], {}
+        for position, document in enumerate(documents):
+            try:
+                parsed.append((position, parse_finding(document)))
+            except FindingParseError as exc:
+                results[position] = _quarantine(payload, position=position, document=document, reason=str(exc))
+        results.update(findings_ingest(findings=parsed, payload=payload))
+        report.results.extend(results[position] for position in sorted(results))
+        _payload_close(payload, report)
     return report
 
 
@@ -124,7 +136,8 @@ def _payload_close(payload: InboundPayload, report: IngestReport) -> None:
 
 
 def payload_receive(*, source: str, body: bytes, meta: dict[str, Any] | None = None) -> IngestReport:
-    return payload_process(payload_id=payload_store(source=source, body=body, meta=meta).pk)
+    # The stored row still holds the body in memory: no need to read it back.
+    return _payload_process(payload_store(source=source, body=body, meta=meta))
 
 
 # --- one finding ------------------------------------------------------------------------------------
@@ -154,7 +167,7 @@ def _incident_by_key(finding: NormalizedFinding) -> Incident:
     return Incident.objects.select_for_update().get(source="guardduty", external_ref=finding_key(finding))
 
 
-def _finding_fields(finding: NormalizedFinding, payload: InboundPayload | None) -> dict[str, Any]:
+def finding_fields(finding: NormalizedFinding, payload: InboundPayload | None) -> dict[str, Any]:
     return {
         "finding_type": finding.finding_type,
         "title": finding.title[:500],
@@ -182,7 +195,7 @@ def _finding_create(
         account_id=finding.account_id,
         region=finding.region,
         finding_id=finding.finding_id,
-        **_finding_fields(finding, payload),
+        **finding_fields(finding, payload),
     )
     observables_attach(incident=incident, finding=finding)
     summary = f"GuardDuty finding {finding.finding_type} received (count {finding.count})"
@@ -192,13 +205,13 @@ def _finding_create(
         incident=incident,
         kind=timeline.Kind.FINDING,
         summary=summary,
-        data=_event_data(stored),
+        data=event_data(stored),
         occurred_at=finding.first_seen or finding.updated_at,
     )
     return IngestResult(status=CREATED, finding_key=finding_key(finding), incident_id=incident.pk)
 
 
-def _event_data(stored: Finding) -> dict[str, Any]:
+def event_data(stored: Finding) -> dict[str, Any]:
     return {
         "finding": stored.pk,
         "finding_id": stored.finding_id,
@@ -213,24 +226,33 @@ def _incident_for_new(finding: NormalizedFinding) -> tuple[Incident, bool]:
     grouped = _grouping_target(finding)
     if grouped is not None:
         return grouped, True
+    playbook = playbook_for_finding_type(finding_type=finding.finding_type)
+    fields = incident_fields(finding, playbook)
+    fields.pop("sla_due_at")  # incident_open computes it
+    return incident_open(actor=None, **fields), False
+
+
+def incident_fields(finding: NormalizedFinding, playbook: Playbook) -> dict[str, Any]:
+    """The incident a new finding opens (TRIAGE_GUIDE: severity band → priority; samples are P4)."""
     severity = Severity.from_guardduty(finding.severity)
+    priority = Priority.P4 if finding.is_sample else PRIORITY_FOR_SEVERITY[severity]
+    detected_at = finding.first_seen or finding.created_at or finding.updated_at
     title = f"{finding.finding_type} on {finding.cluster_name or finding.account_id}"
-    incident = incident_open(
-        title=("[SAMPLE] " if finding.is_sample else "") + title,
-        summary=finding.description,
-        playbook=playbook_for_finding_type(finding_type=finding.finding_type),
-        actor=None,
-        severity=severity,
-        priority=Priority.P4 if finding.is_sample else PRIORITY_FOR_SEVERITY[severity],
-        finding_type=finding.finding_type,
-        cluster_name=finding.cluster_name[:100],
-        account_id=finding.account_id,
-        region=finding.region,
-        source="guardduty",
-        external_ref=finding_key(finding),
-        detected_at=finding.first_seen or finding.created_at or finding.updated_at,
-    )
-    return incident, False
+    return {
+        "title": (("[SAMPLE] " if finding.is_sample else "") + title)[:300],
+        "summary": finding.description,
+        "playbook": playbook,
+        "severity": severity,
+        "priority": priority,
+        "finding_type": finding.finding_type,
+        "cluster_name": finding.cluster_name[:100],
+        "account_id": finding.account_id,
+        "region": finding.region,
+        "source": "guardduty",
+        "external_ref": finding_key(finding),
+        "detected_at": detected_at,
+        "sla_due_at": sla_due_at(detected_at=detected_at, priority=priority),
+    }
 
 
 def _grouping_target(finding: NormalizedFinding) -> Incident | None:
@@ -270,7 +292,7 @@ def _finding_repeat(stored: Finding, finding: NormalizedFinding, payload: Inboun
     if not newer:
         return IngestResult(status=STALE, finding_key=key, incident_id=incident_id)
     previous = stored.count
-    for name, value in _finding_fields(finding, payload).items():
+    for name, value in finding_fields(finding, payload).items():
         setattr(stored, name, value)
     stored.save()
     if stored.incident_id:
@@ -280,7 +302,7 @@ def _finding_repeat(stored: Finding, finding: NormalizedFinding, payload: Inboun
             incident=incident,
             kind=timeline.Kind.FINDING,
             summary=f"Finding occurred again: count {finding.count} (was {previous})",
-            data=_event_data(stored) | {"previous_count": previous},
+            data=event_data(stored) | {"previous_count": previous},
             occurred_at=finding.last_seen or finding.updated_at,
         )
         _reopen_if_recent(incident)

@@ -269,3 +269,28 @@ def test_evidence_of_a_restricted_incident_is_not_served_to_others(incident, man
     with pytest.raises(Evidence.DoesNotExist):
         evidence_open_verified(evidence_id=evidence.pk, actor=other_responder, source_address=ADDRESS)
     assert [action for action, _, _ in _custody(evidence)] == [Action.ACQUIRED]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("shot.png", b"<html><script>alert(1)</script>"), ("report.pdf", b"MZ\x90\x00"), ("capture.pcap", b"GET / HTTP")],
+)
+def test_a_file_whose_content_contradicts_its_extension_is_refused(incident, responder, media_root, name, data):
+    upload = SimpleUploadedFile(name, data)
+    with pytest.raises(EvidenceRejectedError, match=f"not a .{name.rsplit('.', 1)[1]} file"):
+        evidence_add(incident_id=incident.pk, actor=responder, upload=upload)
+    assert not Evidence.objects.exists() and _stored_files(media_root) == []
+
+
+def test_matching_signatures_and_unsigned_types_are_kept(incident, responder, media_root) -> None:
+    files = (("shot.png", b"\x89PNG\r\n\x1a\n" + b"0" * 8), ("audit.log", b"<html>"), ("x.gz", b"\x1f\x8b\x08"))
+    for name, data in files:
+        evidence_add(incident_id=incident.pk, actor=responder, upload=SimpleUploadedFile(name, data))
+    assert Evidence.objects.count() == 3
+
+
+def test_a_path_traversal_name_is_stored_under_a_server_side_name(incident, responder, media_root) -> None:
+    upload = SimpleUploadedFile("../../etc/passwd", b"root:x:0:0")
+    evidence = evidence_add(incident_id=incident.pk, actor=responder, upload=upload)
+    assert evidence.original_name == "passwd"
+    assert ".." not in evidence.file.name and Path(evidence.file.path).resolve().is_relative_to(media_root.resolve())

@@ -96,3 +96,17 @@ def test_periodic_sweep_reverifies_all_evidence_and_catches_tampering(
     assert _wait_for(
         lambda: CustodyEvent.objects.filter(evidence=altered, action=CustodyEvent.Action.VERIFY_FAILED).exists()
     )
+
+
+def test_a_requested_action_runs_in_the_worker_once(celery_worker, incident, responder, monkeypatch) -> None:
+    from playbooks import actions
+    from playbooks.models import ActionRun
+
+    spec = actions.ActionSpec("test.echo", "Echo", "tests.playbooks.action_handlers.echo")
+    monkeypatch.setitem(actions.ACTIONS, spec.name, spec)
+    # when: the request commits, which enqueues the run for the worker
+    run = actions.action_run_request(incident_id=incident.pk, action="test.echo", actor=responder, params={"text": "x"})
+    # then: the worker claimed it once and stored the handler's result
+    assert _wait_for(lambda: ActionRun.objects.get(pk=run.pk).status == ActionRun.Status.SUCCEEDED)
+    run.refresh_from_db()
+    assert run.attempts == 1 and run.result["summary"] == "echoed x"

@@ -27,6 +27,15 @@ def test_wire_and_boto3_spellings_parse_to_the_same_finding(name: str) -> None:
     assert from_wire.finding_type.replace(":", "_").replace("/", "_").replace(".", "_").replace("!", "_") == name
 
 
+@pytest.mark.parametrize("name", WIRE_NAMES)
+def test_parsing_only_the_read_fields_gives_the_same_finding_as_parsing_everything(name: str) -> None:
+    document = load_guardduty(f"wire/{name}.json")
+    assert parse_finding(document) == parse_finding(document, whole=True)
+    # and the comparison can fail: a changed value that we read shows up
+    document["resource"]["eksClusterDetails"]["name"] = "other"
+    assert parse_finding(document).cluster_name == parse_finding(document, whole=True).cluster_name == "other"
+
+
 def test_the_domain_example_reads_as_documented() -> None:
     finding = parse_finding(wire(ANONYMOUS))
     assert (finding.account_id, finding.region, finding.finding_id) == (

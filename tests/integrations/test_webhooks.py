@@ -194,3 +194,23 @@ def test_no_traffic_reaches_a_private_address_without_the_allow_list(settings, m
     # then: refused before connecting, not retried, and the receiver saw nothing
     assert delivery.status == Status.REJECTED and "internal address" in delivery.last_error
     assert hook.requests == []
+
+
+def test_an_incident_opened_by_ingestion_is_announced(django_capture_on_commit_callbacks, playbook) -> None:
+    # given: a subscription to incident.created, and a GuardDuty finding arriving
+    from incidents.models import InboundPayload
+    from incidents.services.findings import payload_process, payload_store
+    from tests.fixtures import load_guardduty
+
+    WebhookSubscription.objects.create(name="jira", url="https://jira.example.com/h", event_types=["incident.created"])
+    body = json.dumps(load_guardduty("eventbridge/Discovery_Kubernetes_SuccessfulAnonymousAccess.json")).encode()
+    with django_capture_on_commit_callbacks() as emitted:
+        payload_process(payload_id=payload_store(source=InboundPayload.Source.WEBHOOK, body=body, meta={}).pk)
+    # when: the ingest transaction's callbacks run (not the enqueue: no broker here)
+    with django_capture_on_commit_callbacks():
+        for callback in emitted:
+            callback()
+    # then
+    event = json.loads(WebhookDelivery.objects.get().body)
+    assert event["type"] == "incident.created" and event["data"]["incident"]["source"] == "guardduty"
+    assert event["data"]["actor"] is None

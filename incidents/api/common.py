@@ -25,6 +25,23 @@ class ApiView(APIView):
     read_scope: str | None = None
     write_scope: str | None = None
 
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        """Every successful JSON read carries an ETag, and If-None-Match on it answers 304."""
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if (
+            request.method == "GET"
+            and response.status_code == 200
+            and isinstance(response, Response)
+            and response.data is not None
+            and not response.has_header("ETag")
+        ):
+            tag = etag_of(response.data)
+            response["ETag"] = tag
+            if tag in _tags(request.headers.get("If-None-Match", "")):
+                not_modified = Response(status=304, headers={"ETag": tag})
+                return super().finalize_response(request, not_modified, *args, **kwargs)
+        return response
+
     def actor(self) -> User:
         user = self.request.user
         assert isinstance(user, User)  # HasScope let only authenticated users through

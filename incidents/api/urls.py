@@ -9,7 +9,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from incidents.api import checklist, evidence, incidents, notes, observables, playbooks, tickets, timeline
+from incidents.api import actions, checklist, evidence, incidents, notes, observables, playbooks, tickets, timeline
 from incidents.api.common import ApiView
 
 
@@ -48,6 +48,12 @@ v1 = [
         name="finding-detail",
     ),
     path("incidents/<int:incident_id>/ticket-events/", _api(tickets.TicketEventView), name="ticket-events"),
+    path("incidents/<int:incident_id>/action-runs/", _api(actions.ActionRunListView), name="action-run-list"),
+    re_path(
+        r"^incidents/(?P<incident_id>[0-9]+)/action-runs/(?P<run_id>[0-9]+)/(?P<decision>approve|reject|cancel)/$",
+        _api(actions.ActionRunDecisionView),
+        name="action-run-decision",
+    ),
     path("playbooks/", _api(playbooks.PlaybookListView), name="playbook-list"),
     path("playbooks/<slug:slug>/", _api(playbooks.PlaybookDetailView), name="playbook-detail"),
     # Anything else under /api/v1/ is a problem+json 404, not the HTML page.

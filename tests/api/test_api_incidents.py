@@ -136,3 +136,11 @@ def test_concurrent_duplicate_creates_make_one_incident(role_groups, token_for, 
     # then: one incident, one 201, the others 200 with the same id
     assert Incident.objects.count() == 1
     assert sorted(statuses) == [200] * 7 + [201] and len(set(ids)) == 1
+
+
+def test_every_read_has_an_etag_that_answers_304(api, responder, incident) -> None:
+    client = api(responder, ["incidents:read"])
+    for path in (URL, f"{URL}{incident.pk}/timeline/", f"{URL}{incident.pk}/checklist/", "/api/v1/playbooks/"):
+        first = client.get(path)
+        assert first.status_code == 200 and first["ETag"], path
+        assert client.get(path, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304, path

@@ -16,6 +16,8 @@ from django.utils import timezone
 from incidents.models import Finding, Incident
 from incidents.services import evidence_add, incident_open
 from integrations.models import ApiToken
+from playbooks import actions
+from playbooks.actions import ActionSpec
 from playbooks.models import ChecklistItem
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +47,9 @@ ENDPOINTS = [
     Endpoint("get", "/api/v1/incidents/{i}/observables/", "incidents:read"),
     Endpoint("get", "/api/v1/incidents/{i}/findings/", "incidents:read"),
     Endpoint("get", "/api/v1/incidents/{i}/findings/{f}/", "incidents:read"),
+    Endpoint("get", "/api/v1/incidents/{i}/action-runs/", "incidents:read"),
+    Endpoint("post", "/api/v1/incidents/{i}/action-runs/", "remediation:execute", {"action": "test.echo"}),
+    Endpoint("post", "/api/v1/incidents/{i}/action-runs/{run}/cancel/", "remediation:execute", {}),
     Endpoint(
         "post",
         "/api/v1/incidents/{i}/ticket-events/",
@@ -61,8 +66,10 @@ SCOPE_SETS = [[scope] for scope in ApiToken.SCOPES]
 
 
 @pytest.fixture
-def world(playbook, responder, manager, settings, tmp_path) -> dict[str, dict[str, Any]]:
+def world(playbook, responder, manager, settings, tmp_path, monkeypatch) -> dict[str, dict[str, Any]]:
     settings.MEDIA_ROOT = tmp_path
+    spec = ActionSpec("test.echo", "Echo", "tests.playbooks.action_handlers.echo")
+    monkeypatch.setitem(actions.ACTIONS, spec.name, spec)
     cases = {}
     for reach, restricted in (("inside", False), ("outside", True)):
         incident = incident_open(title=f"{reach} case", playbook=playbook, actor=manager)
@@ -74,7 +81,9 @@ def world(playbook, responder, manager, settings, tmp_path) -> dict[str, dict[st
             finding_updated_at=timezone.now(),
         )  # fmt: skip
         item = ChecklistItem.objects.get(incident=incident, step__step_id="p1-confirm")
-        cases[reach] = {"i": incident.pk, "item": item.pk, "ev": evidence.pk, "f": finding.pk, "title": incident.title}
+        run = actions.action_run_request(incident_id=incident.pk, action="test.echo", actor=manager)
+        cases[reach] = {"i": incident.pk, "item": item.pk, "ev": evidence.pk, "f": finding.pk, "run": run.pk}
+        cases[reach]["title"] = incident.title
     return cases
 
 

@@ -75,9 +75,14 @@ class ActionRunDecisionView(ApiView):
     write_scope = "remediation:execute"
 
     @extend_schema(
+        operation_id="incidents_action_runs_decide",
         request=ActionRunDecisionSerializer,
         responses=ActionRunSerializer,
-        parameters=[OpenApiParameter("decision", str, OpenApiParameter.PATH, enum=("approve", "reject", "cancel"))],
+        parameters=[
+            OpenApiParameter("incident_id", int, OpenApiParameter.PATH),
+            OpenApiParameter("run_id", int, OpenApiParameter.PATH),
+            OpenApiParameter("decision", str, OpenApiParameter.PATH, enum=("approve", "reject", "cancel")),
+        ],
     )
     def post(self, request: Request, incident_id: str, run_id: str, decision: str) -> Response:
         serializer = ActionRunDecisionSerializer(data=request.data)

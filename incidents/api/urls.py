@@ -57,7 +57,7 @@ v1 = [
     path("playbooks/", _api(playbooks.PlaybookListView), name="playbook-list"),
     path("playbooks/<slug:slug>/", _api(playbooks.PlaybookDetailView), name="playbook-detail"),
     # Anything else under /api/v1/ is a problem+json 404, not the HTML page.
-    re_path(r"^.*$", login_not_required(api_not_found)),
+    re_path(r"(?s)^.*$", login_not_required(api_not_found)),
 ]
 
 _swagger = SpectacularSwaggerSplitView.as_view(url_name="api-schema")

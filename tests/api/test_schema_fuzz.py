@@ -86,11 +86,8 @@ def fuzz_world(db, settings, tmp_path, in_test_transaction) -> dict[str, Any]:
                 {"incident_id": incident.pk, "item_id": item, "evidence_id": evidence.pk, "finding_id": finding.pk}
             )
     targets.append({"slug": playbook.slug})
-    tokens = [
-        api_token_create(user=user, name="fuzz", scopes=["incidents:read", "incidents:write", "evidence:read",
-                         "evidence:write"]).plaintext
-        for user in (responder, manager)
-    ]  # fmt: skip
+    scopes = ["incidents:read", "incidents:write", "evidence:read", "evidence:write", "remediation:execute"]
+    tokens = [api_token_create(user=user, name="fuzz", scopes=scopes).plaintext for user in (responder, manager)]
     return {"tokens": tokens, "targets": itertools.cycle([*targets, None])}
 
 

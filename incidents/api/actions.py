@@ -19,7 +19,7 @@ class ActionRunSerializer(serializers.Serializer):  # type: ignore[type-arg]
     action = serializers.CharField()
     status = serializers.ChoiceField(choices=ActionRun.Status.choices)
     checklist_item = serializers.IntegerField(source="checklist_item_id", allow_null=True)
-    parent = serializers.IntegerField(source="parent_id", allow_null=True)
+    parent = serializers.IntegerField(source="parent_id", allow_null=True)  # type: ignore[assignment]
     params = serializers.DictField()
     result = serializers.DictField()
     progress = serializers.DictField()
@@ -33,7 +33,9 @@ class ActionRunSerializer(serializers.Serializer):  # type: ignore[type-arg]
 class ActionRunRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
     action = serializers.CharField(max_length=50, help_text="e.g. rbac.inspect, rbac.remediate, query.run")
     item = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="Checklist item id.")
-    parent = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="Run it undoes.")
+    parent = serializers.IntegerField(  # type: ignore[assignment]
+        required=False, allow_null=True, default=None, help_text="Run it undoes."
+    )
     params = serializers.DictField(child=serializers.CharField(max_length=2000), required=False, default=dict)
 
 

@@ -12,7 +12,7 @@ import os
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-SECRET = os.environ["WATCHPOST_WEBHOOK_SECRET"].encode()
+SECRET = os.environ.get("WATCHPOST_WEBHOOK_SECRET", "").encode()
 seen: set[str] = set()  # delivery ids already processed (replays)
 
 
@@ -46,4 +46,6 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    if not SECRET:
+        raise SystemExit("Set WATCHPOST_WEBHOOK_SECRET to the subscription's secret.")
     HTTPServer(("127.0.0.1", 9000), Handler).serve_forever()

@@ -30,7 +30,8 @@ class TicketEventView(ApiView):
     @extend_schema(
         request=TicketEventSerializer,
         responses={201: TicketEventResultSerializer},
-        description="comment_added becomes a war-room note; ticket_closed / ticket_reopened a timeline event. "
+        description="comment_added becomes a war-room note; ticket_linked, ticket_closed and ticket_reopened "
+        "timeline events. "
         "The incident's phase does not change (PATCH the incident for that).",
     )
     def post(self, request: Request, incident_id: int) -> Response:

@@ -1,8 +1,9 @@
 """Updates from a linked ticketing system (Jira, ServiceNow …), recorded on the incident.
 
-A comment becomes a war-room note (with its own timeline row, from `note_add`); a ticket closed or
-reopened is a timeline event. Neither moves the incident's phase: closing a case stays a
-responder's decision behind the close gate, which the integration may ask for explicitly.
+A comment becomes a war-room note (with its own timeline row, from `note_add`); a ticket linked
+(the issue made for an incident that started in Watchpost), closed or reopened is a timeline event.
+None of them moves the incident's phase: closing a case stays a responder's decision behind the
+close gate, which the integration may ask for explicitly.
 """
 
 from django.contrib.auth.models import User
@@ -14,7 +15,8 @@ from incidents.models import Note, TimelineEvent
 from incidents.services.incidents import _locked
 from incidents.services.notes import note_add
 
-TICKET_EVENTS = ("comment_added", "ticket_closed", "ticket_reopened")
+TICKET_EVENTS = ("ticket_linked", "comment_added", "ticket_closed", "ticket_reopened")
+STATUS_VERBS = {"ticket_linked": "linked", "ticket_closed": "closed", "ticket_reopened": "reopened"}
 
 
 def ticket_comment_add(*, incident_id: int, actor: User, system: str, ticket: str, author: str, body: str) -> Note:
@@ -29,10 +31,10 @@ def ticket_status_record(
     *, incident_id: int, actor: User, system: str, ticket: str, event: str, status: str = ""
 ) -> TimelineEvent:
     permissions.require(permissions.can_work(actor), "Viewers cannot record ticket updates.")
-    if event not in ("ticket_closed", "ticket_reopened"):
+    if event not in STATUS_VERBS:
         raise ValidationError(f"Unknown ticket event {event!r}.")
     incident = _locked(incident_id=incident_id, actor=actor)
-    verb = "closed" if event == "ticket_closed" else "reopened"
+    verb = STATUS_VERBS[event]
     return timeline.event_add(
         incident=incident,
         kind=timeline.Kind.ANALYST,

@@ -134,3 +134,14 @@ def test_observables_and_playbooks_read(api, responder, incident, base) -> None:
 def test_unknown_api_path_is_a_problem_404(api, responder) -> None:
     response = api(responder).get("/api/v1/nothing-here/")
     assert response.status_code == 404 and response["Content-Type"] == "application/problem+json"
+
+
+def test_a_ticket_made_for_a_watchpost_incident_is_linked_on_the_timeline(api, responder, incident, base) -> None:
+    response = api(responder, ["incidents:write"]).post(
+        f"{base}/ticket-events/",
+        {"event": "ticket_linked", "system": "Jira", "ticket": "SEC-77"},
+        content_type="application/json",
+    )
+    assert response.status_code == 201
+    event = TimelineEvent.objects.get(pk=response.json()["id"])
+    assert event.summary == "Jira SEC-77 linked" and event.data["ticket"]["key"] == "SEC-77"

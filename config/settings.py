@@ -346,6 +346,9 @@ WATCHPOST_WEBHOOK_TIMEOUT_SECONDS = env.float("WATCHPOST_WEBHOOK_TIMEOUT_SECONDS
 # SSRF guard: webhook targets resolving to loopback, private, link-local or metadata addresses are
 # refused, except inside these networks (CIDR, comma-separated), e.g. an on-premises Jira at 10.1.2.3/32.
 WATCHPOST_WEBHOOK_ALLOWED_NETWORKS = env.list("WATCHPOST_WEBHOOK_ALLOWED_NETWORKS", default=[])
+# PEM file of the CAs webhook receivers' certificates are checked against (empty: the system's), for
+# an on-premises ticketing system with a private CA.
+WATCHPOST_WEBHOOK_CA_BUNDLE = env.str("WATCHPOST_WEBHOOK_CA_BUNDLE", default="")
 # How long the previous secret of a subscription still signs deliveries after a rotation.
 WATCHPOST_WEBHOOK_ROTATION_OVERLAP_HOURS = env.int("WATCHPOST_WEBHOOK_ROTATION_OVERLAP_HOURS", default=24)
 CELERY_BEAT_SCHEDULE["webhook-requeue"] = {

@@ -160,7 +160,11 @@ def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
             delivery_id=str(delivery.uuid),
         )
         result = transport.post(
-            destination=destination, body=body, headers=headers, timeout=settings.WATCHPOST_WEBHOOK_TIMEOUT_SECONDS
+            destination=destination,
+            body=body,
+            headers=headers,
+            timeout=settings.WATCHPOST_WEBHOOK_TIMEOUT_SECONDS,
+            ca_bundle=settings.WATCHPOST_WEBHOOK_CA_BUNDLE,
         )
         outcome, delay = Status.DELIVERED, None
     except TransientIntegrationError as exc:

@@ -42,7 +42,13 @@ def incident_created(*, incident: Incident, actor: User | None) -> None:
 
 
 def incident_updated(*, incident: Incident, actor: User | None, changes: dict[str, Any]) -> None:
+    if "severity" in changes:  # the API's spelling (low … critical), not the stored number
+        changes = changes | {"severity": {k: _severity_name(v) for k, v in changes["severity"].items()}}
     _emit("incident.updated", incident, actor, changes=changes)
+
+
+def _severity_name(value: object) -> object:
+    return Severity(value).name.lower() if value in Severity.values else value
 
 
 def incident_phase_changed(*, incident: Incident, actor: User | None, old: str, new: str) -> None:

@@ -3,6 +3,7 @@
 Service errors carry messages written for people; they are passed through as the detail.
 """
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -15,6 +16,7 @@ from incidents import errors
 from incidents.keyset import CursorError
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger("django.request")
 
 
 class PreconditionFailedError(exceptions.APIException):
@@ -59,7 +61,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         return answer
     response = exception_handler(exc, context)
     if response is None:
-        return None  # a bug: Django's 500 handling takes it
+        # A bug. Logged with its traceback like Django's own 500s; the client gets problem+json
+        # without internals (ASVS 16.5.1).
+        log.error("API error on %s", context["request"].path, exc_info=exc)
+        return problem(500, "Server error", "The error was logged. Retry later or tell the Watchpost admins.")
     assert isinstance(exc, exceptions.APIException)
     if isinstance(exc, exceptions.ValidationError):
         answer = problem(400, "Invalid request", _first_message(exc.detail), errors=exc.detail)

@@ -145,3 +145,13 @@ def test_a_ticket_made_for_a_watchpost_incident_is_linked_on_the_timeline(api, r
     assert response.status_code == 201
     event = TimelineEvent.objects.get(pk=response.json()["id"])
     assert event.summary == "Jira SEC-77 linked" and event.data["ticket"]["key"] == "SEC-77"
+
+
+def test_an_unexpected_error_is_a_problem_500_without_internals(api, responder, incident, base, monkeypatch) -> None:
+    def broken(**kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("incidents.services.note_add", broken)
+    response = api(responder).post(f"{base}/notes/", {"body": "x"}, content_type="application/json")
+    assert response.status_code == 500 and response["Content-Type"] == "application/problem+json"
+    assert b"secret internals" not in response.content

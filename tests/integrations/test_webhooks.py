@@ -214,3 +214,17 @@ def test_an_incident_opened_by_ingestion_is_announced(django_capture_on_commit_c
     event = json.loads(WebhookDelivery.objects.get().body)
     assert event["type"] == "incident.created" and event["data"]["incident"]["source"] == "guardduty"
     assert event["data"]["actor"] is None
+
+
+def test_updated_event_names_severity_like_the_api(django_capture_on_commit_callbacks, incident, responder) -> None:
+    from incidents.services import incident_update
+
+    WebhookSubscription.objects.create(name="jira", url="https://jira.example.com/h", event_types=["incident.updated"])
+    with django_capture_on_commit_callbacks() as emitted:
+        incident_update(incident_id=incident.pk, actor=responder, severity=4)
+    with django_capture_on_commit_callbacks():
+        for callback in emitted:
+            callback()
+    body = json.loads(WebhookDelivery.objects.get().body)
+    assert body["data"]["changes"]["severity"] == {"from": "medium", "to": "critical"}
+    assert body["data"]["incident"]["severity"] == "critical"

@@ -10,6 +10,11 @@ WORKDIR /app
 RUN groupadd --system --gid 10001 watchpost \
     && useradd --system --uid 10001 --gid watchpost --home-dir /app --shell /usr/sbin/nologin watchpost
 
+# Pango and a font for the PDF report (WeasyPrint); nothing else from the OS.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first: this layer is reused until requirements.txt changes.
 COPY requirements.txt ./
 RUN pip install -r requirements.txt

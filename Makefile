@@ -28,11 +28,13 @@ install-dev: $(BIN)/.installed-dev
 
 ## make run: fresh machine, embedded defaults (SQLite, filesystem broker), web server + real worker.
 run: install
+	./scripts/system_packages.sh --pdf
 	$(BIN)/python scripts/run_embedded.py --port $(PORT)
 
 ## make test: lint, types and the whole suite on PostgreSQL and Redis.
 test: install-dev
 	./scripts/services.sh
+	./scripts/system_packages.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(TEST_ENV) $(BIN)/mypy .
@@ -57,6 +59,18 @@ bench: install-dev
 bench-ingest: install-dev
 	./scripts/services.sh
 	$(TEST_ENV) $(BIN)/python benchmarks/ingest.py $(ARGS)
+
+## make bench-ui [ARGS="--rounds 9"]: first paint in headless Chromium, live vs static HTML (P13).
+.PHONY: bench-ui
+bench-ui: install-dev
+	./scripts/services.sh
+	./scripts/system_packages.sh
+	$(TEST_ENV) $(BIN)/python benchmarks/firstpaint.py $(ARGS)
+
+## make bench-rbac: the RBAC exposure scan over 10k bindings and 2k roles vs json.loads (P10); no services needed.
+.PHONY: bench-rbac
+bench-rbac: install-dev
+	$(BIN)/python benchmarks/rbac.py $(ARGS)
 
 ## make bench-api [ARGS=--quick]: API framework overhead and token check (P11), own database watchpost_bench_api.
 .PHONY: bench-api

@@ -72,7 +72,7 @@ AUTHENTICATION_BACKENDS = [
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "incidents:list"
+LOGIN_REDIRECT_URL = "home"  # managers land on the dashboard, others on the list
 LOGOUT_REDIRECT_URL = "login"
 
 TEMPLATES = [
@@ -198,6 +198,25 @@ WATCHPOST_ACK_TARGET_MINUTES = {
     3: env.int("WATCHPOST_ACK_TARGET_P3_MINUTES", default=240),
     4: env.int("WATCHPOST_ACK_TARGET_P4_MINUTES", default=1440),
 }
+# SLA breach notifications (beat sweep): who gets the email besides the commander and assignees
+# (comma-separated; empty: every manager with an email address), and how often the sweep runs.
+WATCHPOST_SLA_NOTIFY_EMAILS = env.list("WATCHPOST_SLA_NOTIFY_EMAILS", default=[])
+WATCHPOST_SLA_SWEEP_SECONDS = env.int("WATCHPOST_SLA_SWEEP_SECONDS", default=60)
+# Absolute links in emails (the notification's "open the case" link).
+WATCHPOST_BASE_URL = env.str("WATCHPOST_BASE_URL", default="http://127.0.0.1:8000")
+# Outgoing mail (django-environ EMAIL_URL, e.g. smtp+tls://user:pass@mail.example.com:587); the
+# embedded default prints mails on the console.
+_EMAIL = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _EMAIL["EMAIL_BACKEND"]
+EMAIL_HOST = _EMAIL.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _EMAIL.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _EMAIL.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _EMAIL.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_EMAIL.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_EMAIL.get("EMAIL_USE_SSL"))
+# The breach notification sends inside its transaction: a hung mail server must not hold the row lock.
+EMAIL_TIMEOUT = env.int("WATCHPOST_EMAIL_TIMEOUT_SECONDS", default=10)
+DEFAULT_FROM_EMAIL = env.str("WATCHPOST_FROM_EMAIL", default="watchpost@localhost")
 WATCHPOST_LIST_PAGE_SIZE = env.int("WATCHPOST_LIST_PAGE_SIZE", default=50)
 # Ingestion: a repeat of a finding whose incident closed less than this long ago reopens it (0: never).
 WATCHPOST_REOPEN_WINDOW_HOURS = env.int("WATCHPOST_REOPEN_WINDOW_HOURS", default=72)
@@ -220,6 +239,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        # Otherwise kombu writes its exchange table to ./control in whatever folder the worker started.
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
@@ -238,6 +259,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "incidents.tasks.evidence_reverify_all_task",
         "schedule": env.int("WATCHPOST_EVIDENCE_REVERIFY_SECONDS", default=24 * 3600),
     },
+    # Acknowledgement deadlines passed: one email, timeline row and `sla.breached` event per breach.
+    "sla-breach-sweep": {
+        "task": "incidents.tasks.sla_breach_sweep_task",
+        "schedule": WATCHPOST_SLA_SWEEP_SECONDS,
+        "options": {"expires": WATCHPOST_SLA_SWEEP_SECONDS},
+    },
     # Playbook action runs whose worker died past the hard time limit go back to the queue.
     "action-runs-sweep": {"task": "playbooks.tasks.action_runs_sweep_task", "schedule": 300},
 }
@@ -251,7 +278,12 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("WATCHPOST_LOG_LEVEL", default="INFO")},
-    "loggers": {"axes": {"level": "WARNING"}, "watchpost.security": {"level": "INFO"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+        "watchpost.security": {"level": "INFO"},
+    },
 }
 
 # --- Ingestion sources ----------------------------------------------------------------------------

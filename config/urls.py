@@ -1,14 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from config import health
 from incidents.api import urls as api_urls
 from incidents.api.findings import findings_webhook
+from incidents.views.dashboard import home
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="incidents:list", permanent=False)),
+    path("", home, name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -2,7 +2,18 @@
 
 from django.contrib import admin
 
-from incidents.models import CustodyEvent, Evidence, Finding, Incident, Note, Observable, TimelineEvent
+from incidents.models import (
+    CustodyEvent,
+    Evidence,
+    Finding,
+    FollowUpAction,
+    Incident,
+    LessonsLearned,
+    Note,
+    Observable,
+    SlaBreach,
+    TimelineEvent,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -61,3 +72,18 @@ class ObservableAdmin(ReadOnlyAdmin):
 
 
 from incidents import admin_ingest  # noqa: E402,F401  (ingestion admin: payloads, quarantine, upload)
+
+
+@admin.register(SlaBreach)
+class SlaBreachAdmin(ReadOnlyAdmin):
+    list_display = ("incident", "priority", "due_at", "notified_at")
+
+
+@admin.register(LessonsLearned)
+class LessonsLearnedAdmin(ReadOnlyAdmin):
+    list_display = ("incident", "version", "updated_by", "updated_at")
+
+
+@admin.register(FollowUpAction)
+class FollowUpActionAdmin(ReadOnlyAdmin):
+    list_display = ("incident", "description", "owner", "due_on", "done_at")

@@ -30,6 +30,7 @@ class AnalystEventForm(ErrorTextMixin, forms.Form):
     )
     tz = forms.CharField(label="Time zone", initial="UTC", max_length=64)
     summary = forms.CharField(max_length=500)
+    source = forms.CharField(max_length=200, required=False)
 
     def clean_tz(self) -> zoneinfo.ZoneInfo:
         try:
@@ -66,3 +67,20 @@ class IncidentCreateForm(ErrorTextMixin, forms.Form):
     def __init__(self, *args: object, playbooks: QuerySet[Playbook], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fields["playbook"].queryset = playbooks  # type: ignore[attr-defined]
+
+
+class LessonsForm(ErrorTextMixin, forms.Form):
+    what_happened = forms.CharField(label="What happened", widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    root_cause = forms.CharField(label="Root cause", widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    what_worked = forms.CharField(label="What worked", widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    what_did_not = forms.CharField(label="What did not work", widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+
+class FollowUpForm(ErrorTextMixin, forms.Form):
+    description = forms.CharField(label="Follow-up action", max_length=500)
+    owner = forms.TypedChoiceField(label="Owner", coerce=int, required=False, empty_value=None)
+    due_on = forms.DateField(label="Due", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: object, people: list[tuple[int, str]], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["owner"].choices = [("", "No owner"), *people]  # type: ignore[attr-defined]

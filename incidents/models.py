@@ -125,6 +125,8 @@ class Incident(models.Model):
             models.Index(fields=["-severity", "-id"], name="incident_severity_keyset"),
             models.Index(fields=["phase", "-updated_at", "-id"], name="incident_phase_activity"),
             models.Index(fields=["cluster_name"], name="incident_cluster"),
+            # Dashboard response times: the cases detected in a period.
+            models.Index(fields=["detected_at"], name="incident_detected"),
         ]
 
     def __str__(self) -> str:
@@ -255,6 +257,8 @@ class TimelineEvent(models.Model):
         FINDING = "finding", "Finding"
         ACTION = "action", "Action"
         ANALYST = "analyst", "Analyst event"
+        SLA = "sla", "SLA"
+        REVIEW = "review", "Post-incident review"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="timeline")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -361,6 +365,66 @@ class CustodyEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.evidence_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- Managers and the post-incident review (seed Part 5) --------------------------------------------
+
+
+class SlaBreach(models.Model):
+    """One acknowledgement deadline that passed unmet, and when it was notified.
+
+    Unique per (incident, deadline): the beat sweep may run twice or concurrently, and a breach is
+    notified once. A changed priority moves the deadline, and a new deadline missed is a new breach.
+    """
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="sla_breaches")
+    due_at = models.DateTimeField()
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices)
+    notified_at = models.DateTimeField(auto_now_add=True)
+    recipients = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["incident", "due_at"], name="sla_breach_once_per_deadline")]
+
+    def __str__(self) -> str:
+        return f"{incident_reference(self.incident_id)} missed {self.due_at:%Y-%m-%d %H:%M}"
+
+
+class LessonsLearned(models.Model):
+    """The post-incident review of one case (seed Part 5, "sharpen the saw")."""
+
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="lessons")
+    what_happened = models.TextField(blank=True)
+    root_cause = models.TextField(blank=True)
+    what_worked = models.TextField(blank=True)
+    what_did_not = models.TextField(blank=True)
+    version = models.PositiveIntegerField(default=1)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "lessons learned"
+
+    def __str__(self) -> str:
+        return f"lessons learned for {incident_reference(self.incident_id)}"
+
+
+class FollowUpAction(models.Model):
+    """An improvement agreed in the review, with an owner and a due date."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="follow_ups")
+    description = models.CharField(max_length=500)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    due_on = models.DateField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["incident", "due_on", "id"]
+
+    def __str__(self) -> str:
+        return self.description
 
 
 class AuditEvent(models.Model):

@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from incidents import keyset, permissions
-from incidents.models import Incident, Observable, Phase, TimelineEvent, incident_reference
+from incidents.models import Finding, Incident, Observable, Phase, TimelineEvent, incident_reference
 from playbooks.models import ChecklistItem
 
 INCIDENT_SORTS: dict[str, keyset.Ordering] = {
@@ -155,7 +155,8 @@ class TimelineFilters:
     kinds: tuple[str, ...] = ()
     actor_id: int | None = None
     order: str = "asc"
-    since: datetime | None = None  # only events that occurred after this moment
+    since: datetime | None = None  # occurred at or after
+    until: datetime | None = None  # occurred before
 
 
 def _timeline_queryset(incident: Incident, filters: TimelineFilters) -> QuerySet[TimelineEvent]:
@@ -164,8 +165,14 @@ def _timeline_queryset(incident: Incident, filters: TimelineFilters) -> QuerySet
         queryset = queryset.filter(kind__in=filters.kinds)
     if filters.actor_id:
         queryset = queryset.filter(actor_id=filters.actor_id)
-    if filters.since is not None:
-        queryset = queryset.filter(occurred_at__gt=filters.since)
+    return _in_window(queryset, filters)
+
+
+def _in_window(queryset: QuerySet[TimelineEvent], filters: TimelineFilters) -> QuerySet[TimelineEvent]:
+    if filters.since:
+        queryset = queryset.filter(occurred_at__gte=filters.since)
+    if filters.until:
+        queryset = queryset.filter(occurred_at__lt=filters.until)
     return queryset
 
 
@@ -256,3 +263,41 @@ def related_incidents(
         if len(found) < per_observable:
             found.append((other_id, incident_reference(other_id)))
     return [(o.kind, o.value, others[pk]) for pk, o in observables.items() if pk in others]
+
+
+# --- Cross-incident timeline of one cluster --------------------------------------------------------------
+
+CLUSTER_TIMELINE_COLUMNS = (*TIMELINE_ROW_COLUMNS, "incident_id")
+
+
+def cluster_incidents_for_user(*, user: User | AnonymousUser, cluster: str, limit: int = 200) -> QuerySet[Incident]:
+    """Every case on the cluster the user may see, newest detection first."""
+    return (
+        incident_queryset_for_user(user)
+        .filter(cluster_name=cluster)
+        .select_related("commander")
+        .order_by("-detected_at", "-id")[:limit]
+    )
+
+
+def cluster_findings_for_user(*, user: User | AnonymousUser, cluster: str, limit: int = 200) -> QuerySet[Finding]:
+    """GuardDuty findings on the cluster: those of visible cases, and (managers) those not linked to one."""
+    visible = incident_queryset_for_user(user).values("pk")
+    linked = Q(incident_id__in=visible)
+    scope = linked | Q(incident__isnull=True) if permissions.can_manage(user) else linked
+    return Finding.objects.filter(scope, cluster_name=cluster).order_by("-last_seen", "-id").defer("raw")[:limit]
+
+
+def cluster_timeline_page(
+    *, user: User | AnonymousUser, cluster: str, filters: TimelineFilters, cursor: str | None, size: int
+) -> keyset.Page[Any]:
+    """Events of every visible case on the cluster, merged in time order, as named rows."""
+    ordering = TIMELINE_ORDER.get(filters.order, TIMELINE_ORDER["asc"])
+    cases = incident_queryset_for_user(user).filter(cluster_name=cluster).values("pk")
+    queryset = TimelineEvent.objects.filter(incident_id__in=cases)
+    if filters.kinds:
+        queryset = queryset.filter(kind__in=filters.kinds)
+    if filters.actor_id:
+        queryset = queryset.filter(actor_id=filters.actor_id)
+    rows = _in_window(queryset, filters).values_list(*CLUSTER_TIMELINE_COLUMNS, named=True)
+    return keyset.paginate(rows, ordering=ordering, cursor=cursor, size=size)

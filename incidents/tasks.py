@@ -11,6 +11,7 @@ from incidents.services.ingest_sources import (
     poll_cursors_ensure,
     sqs_consume,
 )
+from incidents.services.sla import sla_breaches_sweep
 from integrations.errors import TransientIntegrationError
 
 
@@ -27,6 +28,12 @@ def evidence_reverify_all_task() -> int:
     for evidence_id in ids:
         evidence_verify_task.delay(evidence_id)
     return len(ids)
+
+
+@shared_task(acks_late=True)
+def sla_breach_sweep_task() -> int:
+    """Periodic (beat): notify every acknowledgement deadline missed and not notified yet."""
+    return sla_breaches_sweep()
 
 
 # Ingestion from AWS. Throttling, 5xx and connection errors are retried here, with exponential backoff

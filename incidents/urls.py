@@ -1,6 +1,7 @@
 from django.urls import path
 
-from incidents.views import detail, evidence, lists, notes, timeline
+from incidents.urls_rbac import urlpatterns as rbac_urlpatterns
+from incidents.views import dashboard, detail, evidence, lists, notes, review, timeline
 from playbooks import action_views
 from playbooks import views as checklist
 
@@ -31,4 +32,14 @@ urlpatterns = [
     path("<int:incident_id>/timeline/events/", detail.analyst_event, name="analyst-event"),
     path("<int:incident_id>/timeline.csv", timeline.timeline_export, {"fmt": "csv"}, name="timeline-csv"),
     path("<int:incident_id>/timeline.json", timeline.timeline_export, {"fmt": "json"}, name="timeline-json"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("clusters/<str:cluster>/timeline/", timeline.cluster_timeline, name="cluster-timeline"),
+    path("<int:incident_id>/review/", review.review, name="review"),
+    path("<int:incident_id>/review/lessons/", review.lessons_edit, name="lessons"),
+    path("<int:incident_id>/review/follow-ups/", review.follow_up_create, name="follow-up-add"),
+    path("<int:incident_id>/review/follow-ups/<int:follow_up_id>/done/", review.follow_up_done, name="follow-up-done"),
+    path("<int:incident_id>/report.md", review.report_export, {"fmt": "md"}, name="report-md"),
+    path("<int:incident_id>/report.pdf", review.report_export, {"fmt": "pdf"}, name="report-pdf"),
+    path("<int:incident_id>/bundle.zip", review.bundle_export, name="bundle"),
 ]
+urlpatterns += rbac_urlpatterns

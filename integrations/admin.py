@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from integrations.models import ApiToken, AwsAccount, PollCursor
+from integrations.models import ApiToken, AwsAccount, Cluster, PollCursor
 from integrations.services import api_token_create, api_token_revoke
 
 
@@ -127,6 +127,14 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         for token in queryset:
             api_token_revoke(token_id=token.pk)
         self.message_user(request, f"{queryset.count()} token(s) revoked.")
+
+
+@admin.register(Cluster)
+class ClusterAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["__str__", "via", "account", "region", "enabled"]
+    list_filter = ["via", "enabled", "is_sandbox"]
+    search_fields = ["name"]
+    fields = ["name", "via", "account", "region", "kubeconfig_path", "kubeconfig_context", "is_sandbox", "enabled"]
 
 
 from integrations import admin_webhooks  # noqa: E402,F401  (registers the webhook admin)

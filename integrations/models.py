@@ -151,6 +151,49 @@ class ApiToken(models.Model):
         return f"{self.name} (wp_{self.key_id}_…)"
 
 
+class Cluster(models.Model):
+    """A Kubernetes cluster Watchpost may inspect and remediate: EKS (DescribeCluster + STS token) or a kubeconfig."""
+
+    class Via(models.TextChoices):
+        EKS = "eks", "EKS (DescribeCluster and an STS token)"
+        KUBECONFIG = "kubeconfig", "Kubeconfig file and context"
+
+    name = models.CharField(
+        max_length=100, unique=True, help_text="The EKS cluster name, as GuardDuty findings report it."
+    )
+    account = models.ForeignKey(
+        AwsAccount,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="clusters",
+        help_text="EKS: the account whose credentials (and role) reach the cluster.",
+    )
+    region = models.CharField(max_length=30, blank=True, validators=[_region])
+    via = models.CharField("connect via", max_length=10, choices=Via.choices, default=Via.EKS)
+    kubeconfig_path = models.CharField(
+        max_length=500, blank=True, help_text="Kubeconfig: a file path on the worker (it holds credentials)."
+    )
+    kubeconfig_context = models.CharField(max_length=200, blank=True, help_text="Empty: the current context.")
+    is_sandbox = models.BooleanField(
+        default=False, help_text="The local Watchpost sandbox API server (make run, demos): not a real cluster."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (sandbox)" if self.is_sandbox else self.name
+
+    def clean(self) -> None:
+        if self.via == self.Via.EKS and not (self.account_id and self.region):
+            raise ValidationError("An EKS cluster needs its AWS account and region.")
+        if self.via == self.Via.KUBECONFIG and not self.kubeconfig_path:
+            raise ValidationError({"kubeconfig_path": "Give the kubeconfig file's path."})
+
+
 def webhook_secret_new() -> str:
     return secrets.token_urlsafe(32)
 

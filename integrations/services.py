@@ -1,4 +1,4 @@
-"""API tokens: create (the plaintext is returned once), authenticate, revoke."""
+"""API tokens: create (the plaintext is returned once), authenticate, revoke; and how to reach a configured cluster."""
 
 import copy
 import time
@@ -10,7 +10,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from integrations.models import ApiToken
+from integrations.kubernetes.client import Connection
+from integrations.models import ApiToken, Cluster
 from integrations.tokens import token_generate, token_key_id, token_matches
 
 # Writing last-use on every request would make each API call a write; a minute's precision is enough.
@@ -128,3 +129,18 @@ def service_account_create(*, username: str, role: str) -> User:
     user = User.objects.create_user(username=username, password=None)
     user.groups.add(Group.objects.get(name=role))
     return user
+
+
+def cluster_connection(cluster: Cluster) -> Connection:
+    """The plain values `integrations.kubernetes.client.api_client` needs to reach a configured cluster."""
+    if cluster.via == Cluster.Via.KUBECONFIG:
+        return Connection(name=cluster.name, kubeconfig=cluster.kubeconfig_path, context=cluster.kubeconfig_context)
+    account = cluster.account
+    return Connection(
+        name=cluster.name,
+        eks_name=cluster.name,
+        region=cluster.region,
+        account_id=account.account_id if account else "",
+        role_arn=account.role_arn if account else "",
+        external_id=account.external_id if account else "",
+    )

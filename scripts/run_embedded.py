@@ -31,7 +31,25 @@ SETUP_COMMANDS = (
 # Child processes, run as `python -m ...`. No gunicorn control socket: it is not used, and two
 # servers on one machine would share its default path in the home folder.
 WEB = ["gunicorn", "config.wsgi", "--workers", "2", "--access-logfile", "-", "--no-control-socket"]
-WORKER = ["celery", "-A", "config", "worker", "--pool=solo", "-l", "INFO"]
+# -B: the periodic tasks (SLA breach sweep, action-run sweep, evidence re-hash, reconcile) run inside
+# the one worker, as a laptop needs no separate beat process.
+WORKER = [
+    "celery", "-A", "config", "worker", "--pool=solo", "-l", "INFO",
+    "-B", "--schedule", str(VAR / "celerybeat-schedule"),
+]  # fmt: skip
+# The SANDBOX Kubernetes API server (not a real cluster), seeded like an EKS cluster upgraded from
+# before 1.14; seed_demo attaches it to the demo incidents' cluster through this kubeconfig.
+SANDBOX_KUBECONFIG = VAR / "sandbox" / "kubeconfig.yaml"
+SANDBOX = [
+    "manage",
+    "sandbox_cluster",
+    "--scenario",
+    "upgraded-pre-1.14",
+    "--port",
+    "0",
+    "--kubeconfig-out",
+    str(SANDBOX_KUBECONFIG),
+]
 STARTUP_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
 
@@ -86,11 +104,13 @@ def relay(name: str, stream: IO[str], ready: threading.Event | None, ready_text:
             ready.set()
 
 
-def wait_until_up(children: dict[str, subprocess.Popen[str]], port: int, worker_ready: threading.Event) -> None:
+def wait_until_up(
+    children: dict[str, subprocess.Popen[str]], port: int, worker_ready: threading.Event, *others: threading.Event
+) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         check_alive(children)
-        if not port_free(port) and worker_ready.is_set():
+        if not port_free(port) and worker_ready.is_set() and all(event.is_set() for event in others):
             return
         time.sleep(0.3)
     raise RuntimeError(f"web or worker not ready after {STARTUP_TIMEOUT:.0f}s")
@@ -141,6 +161,8 @@ def banner(port: int, password: str) -> str:
     line = "=" * 72
     return (
         f"\n{line}\n  Watchpost is running: {url}\n\n  Demo logins (user / password):\n{logins}\n\n"
+        "  Cluster payments-prod is the SANDBOX Kubernetes API server (an upgraded pre-1.14 cluster),\n"
+        f"  kubeconfig {SANDBOX_KUBECONFIG.relative_to(ROOT)}.\n\n"
         f"  Web and worker output follows, prefixed. Ctrl-C to stop.\n{line}\n"
     )
 
@@ -159,16 +181,17 @@ def main() -> int:
     children: dict[str, subprocess.Popen[str]] = {}
     try:
         prepare()
-        worker_ready = threading.Event()
+        worker_ready, sandbox_ready = threading.Event(), threading.Event()
+        children["k8s"] = start("k8s", SANDBOX, sandbox_ready, "listening on")
         children["web"] = start("web", [*WEB, "--bind", f"127.0.0.1:{port}"])
         children["worker"] = start("worker", WORKER, worker_ready, " ready.")
-        wait_until_up(children, port, worker_ready)
+        wait_until_up(children, port, worker_ready, sandbox_ready)
         print(banner(port, os.environ.get("WATCHPOST_DEMO_PASSWORD") or "watchpost-demo"), flush=True)
         while True:
             check_alive(children)
             time.sleep(0.5)
     except Stop as why:
-        print(f"\nrun: {why}: stopping web and worker…", flush=True)
+        print(f"\nrun: {why}: stopping web, worker and sandbox…", flush=True)
         stop(children)
         print("run: stopped.", flush=True)
         return 0

@@ -15,6 +15,7 @@ from incidents.models import Incident, TimelineEvent
 from incidents.services import incident_open
 from playbooks.models import ChecklistItem, Playbook, PlaybookStep
 from tests.factories import PlaybookFactory, PlaybookStepFactory, UserFactory
+from tests.sandbox_fixtures import sandbox, scenario_cluster  # noqa: F401 - the Kubernetes fixtures
 
 DECISION_OPTIONS = [
     {"id": "authorized", "label": "Valid need", "goto": "part-3", "not_applicable": ["part-2"]},

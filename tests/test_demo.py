@@ -11,6 +11,7 @@ from pytest_django import Settings
 from incidents import permissions
 from incidents.demo.importer import demo_incidents
 from incidents.models import Finding, Incident, Observable, Phase, TimelineEvent
+from integrations.models import Cluster
 from playbooks.models import ChecklistItem, Playbook
 from playbooks.selectors import playbook_list
 
@@ -142,3 +143,12 @@ def test_seed_demo_refuses_a_non_embedded_database_without_force() -> None:
     with pytest.raises(CommandError, match="--force"):
         call_command("seed_demo", verbosity=0)
     assert not Incident.objects.exists()
+
+
+@pytest.mark.django_db
+def test_seed_demo_attaches_the_sandbox_cluster_to_the_demo_incidents(seeded: None, settings: Settings) -> None:
+    cluster = Cluster.objects.get(is_sandbox=True)
+    assert cluster.via == Cluster.Via.KUBECONFIG
+    assert cluster.kubeconfig_path == str(settings.VAR_DIR / "sandbox" / "kubeconfig.yaml")  # make run writes it
+    containment = Incident.objects.get(phase=Phase.CONTAINMENT)
+    assert containment.cluster_name == cluster.name

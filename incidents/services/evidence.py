@@ -111,6 +111,7 @@ def evidence_add(
     upload: UploadedFile,
     description: str = "",
     source_address: str | None = None,
+    acquired_by: str = "uploaded",  # how it was acquired, on the custody log: an upload, or an action run
 ) -> Evidence:
     permissions.require(permissions.can_work(actor), "Viewers cannot add evidence.")
     max_bytes = settings.WATCHPOST_EVIDENCE_MAX_BYTES
@@ -146,7 +147,7 @@ def evidence_add(
                 actor=actor,
                 address=source_address,
                 sha256=evidence.sha256,
-                detail="uploaded",
+                detail=acquired_by,
             )
             timeline.event_add(
                 incident=incident,

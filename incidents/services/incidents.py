@@ -262,14 +262,26 @@ def incident_set_restricted(*, incident_id: int, actor: User, restricted: bool) 
 
 
 @transaction.atomic
-def analyst_event_add(*, incident_id: int, actor: User, occurred_at: datetime, summary: str) -> None:
-    """An event the analyst records with its own time (e.g. "first anonymous call at …")."""
+def analyst_event_add(*, incident_id: int, actor: User, occurred_at: datetime, summary: str, source: str = "") -> None:
+    """An event the analyst records with its own time (e.g. "first anonymous call at …" from a query
+    result). The time is stored in UTC; the zone it was given in and the source are kept with it."""
     permissions.require(permissions.can_work(actor), "Viewers cannot add timeline events.")
     if timezone.is_naive(occurred_at):
         raise ValidationError("Give the event time with a timezone (UTC offset).")
     if not summary.strip():
         raise ValidationError("Describe the event.")
     incident = _locked(incident_id=incident_id, actor=actor)
+    zone = str(occurred_at.tzinfo)
+    text = summary.strip()
+    if occurred_at.utcoffset() or zone not in ("UTC", "UTC+00:00"):
+        text += f" (given as {occurred_at:%Y-%m-%d %H:%M:%S} {zone})"
+    if source.strip():
+        text += f" [source: {source.strip()[:200]}]"
     timeline.event_add(
-        incident=incident, kind=timeline.Kind.ANALYST, actor=actor, summary=summary.strip(), occurred_at=occurred_at
+        incident=incident,
+        kind=timeline.Kind.ANALYST,
+        actor=actor,
+        summary=text,
+        occurred_at=occurred_at,
+        data={"given_as": occurred_at.isoformat(), "zone": zone, "source": source.strip()[:200]},
     )

@@ -130,6 +130,7 @@ def analyst_event(request: AuthedRequest, incident_id: int) -> HttpResponse:
         actor=request.user,
         occurred_at=form.cleaned_data["occurred_at"],
         summary=form.cleaned_data["summary"],
+        source=form.cleaned_data["source"],
     )
     return back_to(request, reverse("incidents:timeline", args=[incident_id]))
 

@@ -110,3 +110,25 @@ def test_a_requested_action_runs_in_the_worker_once(celery_worker, incident, res
     assert _wait_for(lambda: ActionRun.objects.get(pk=run.pk).status == ActionRun.Status.SUCCEEDED)
     run.refresh_from_db()
     assert run.attempts == 1 and run.result["summary"] == "echoed x"
+
+
+def test_beat_sweep_in_the_worker_notifies_a_breach_once(celery_worker, playbook, responder, manager, mailoutbox):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents.models import Priority, SlaBreach
+    from incidents.services import incident_open
+    from incidents.tasks import sla_breach_sweep_task
+
+    # given: a P1 case detected 40 min ago (target 15 min), never acknowledged
+    late = timezone.now() - timedelta(minutes=40)
+    incident = incident_open(title="anon", playbook=playbook, actor=responder, priority=Priority.P1, detected_at=late)
+    # when: beat fires the sweep twice, back to back, into the real worker
+    sla_breach_sweep_task.delay()
+    sla_breach_sweep_task.delay()
+    # then: one breach row and one email, whatever the interleaving
+    assert _wait_for(lambda: SlaBreach.objects.filter(incident=incident).exists())
+    time.sleep(1.0)  # let the second sweep finish too
+    assert SlaBreach.objects.filter(incident=incident).count() == 1
+    assert [m.to for m in mailoutbox] == [[manager.email]]

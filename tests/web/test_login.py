@@ -24,7 +24,9 @@ def _login(client: Client, password: str):
 
 def test_login_with_the_right_password_reaches_the_incident_list(client: Client, account) -> None:
     response = _login(client, PASSWORD)
-    assert response.status_code == 302 and response["Location"] == reverse("incidents:list")
+    # the home page, which sends responders to the list (and managers to the dashboard)
+    assert response.status_code == 302 and response["Location"] == reverse("home")
+    assert client.get(response["Location"])["Location"] == reverse("incidents:list")
 
 
 def test_failed_login_is_logged_with_user_and_address_but_not_the_password(client: Client, account, caplog) -> None:

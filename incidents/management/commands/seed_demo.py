@@ -12,6 +12,7 @@ one in containment with its Part 1 checklist done and the Part 1 decision taken.
 import os
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
@@ -23,6 +24,7 @@ from incidents.demo.importer import demo_findings_import
 from incidents.models import Incident, Phase
 from incidents.services import incident_assign, incident_change_phase
 from incidents.services.findings import CREATED
+from integrations.models import Cluster
 from playbooks.models import ChecklistItem, PlaybookStep
 from playbooks.services import checklist_item_complete, checklist_item_decide
 
@@ -34,6 +36,7 @@ DEMO_USERS = (
     ("admin", permissions.ADMIN),
 )
 ACKNOWLEDGED_FINDING = "3a5f7c9e1b2d4f6a8c0e2a4c6e8a0c2e"  # Policy:Kubernetes/AnonymousAccessGranted, payments-prod
+SANDBOX_CLUSTER = "payments-prod"  # the cluster of the demo findings
 CONTAINMENT_FINDING = "7c2e9a41d0b35f68e1a4c9d27b60f3a5"  # Discovery:…/SuccessfulAnonymousAccess, payments-prod
 # Comments for Part 1 steps, picked by the first matching word in the step title; other steps get none.
 TICK_COMMENTS = (
@@ -65,6 +68,7 @@ class Command(BaseCommand):
         users = {
             username: _user_ensure(username=username, role=role, password=password) for username, role in DEMO_USERS
         }
+        _sandbox_cluster_ensure()
         report = demo_findings_import(now=timezone.now())
         opened = [result for result in report.results if result.status == CREATED] if report else []
         for result in opened:
@@ -76,6 +80,20 @@ class Command(BaseCommand):
         if rejected:
             raise CommandError(f"{rejected} demo finding(s) were rejected; see the quarantine in the admin.")
         self.stdout.write(f"Demo users: {', '.join(users)}. Demo incidents: {len(opened)} opened.")
+
+
+def _sandbox_cluster_ensure() -> None:
+    """The demo incidents' cluster is the sandbox API server `make run` starts (its kubeconfig in var/)."""
+    Cluster.objects.update_or_create(
+        name=SANDBOX_CLUSTER,
+        defaults={
+            "via": Cluster.Via.KUBECONFIG,
+            "kubeconfig_path": str(settings.VAR_DIR / "sandbox" / "kubeconfig.yaml"),
+            "kubeconfig_context": "",
+            "is_sandbox": True,
+            "enabled": True,
+        },
+    )
 
 
 def _user_ensure(*, username: str, role: str, password: str) -> User:

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('integrations', '0002_api_token'),
+        ('integrations', '0003_cluster'),
     ]
 
     operations = [

@@ -20,3 +20,6 @@ urlpatterns = [
     path("playbooks/", include("playbooks.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# Unknown paths under /api/ answer problem+json; the pages keep the HTML 404.
+handler404 = "incidents.api.urls.not_found"

@@ -6,7 +6,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, re_path
-from django.views.decorators.csrf import csrf_exempt
+from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from incidents.api import actions, checklist, evidence, incidents, notes, observables, playbooks, tickets, timeline
@@ -17,10 +17,12 @@ def _api(view: type[ApiView] | Any) -> Callable[..., Any]:
     return login_not_required(view.as_view())
 
 
-@csrf_exempt
-def api_not_found(request: HttpRequest) -> HttpResponse:
-    body = {"type": "about:blank", "title": "Not found", "status": 404, "detail": "No such API endpoint."}
-    return JsonResponse(body, status=404, content_type="application/problem+json")
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The project's handler404: under /api/ a problem+json answer, elsewhere Django's page."""
+    if request.path.startswith("/api/"):
+        body = {"type": "about:blank", "title": "Not found", "status": 404, "detail": "No such API endpoint."}
+        return JsonResponse(body, status=404, content_type="application/problem+json")
+    return page_not_found(request, exception)
 
 
 v1 = [
@@ -56,8 +58,6 @@ v1 = [
     ),
     path("playbooks/", _api(playbooks.PlaybookListView), name="playbook-list"),
     path("playbooks/<slug:slug>/", _api(playbooks.PlaybookDetailView), name="playbook-detail"),
-    # Anything else under /api/v1/ is a problem+json 404, not the HTML page.
-    re_path(r"(?s)^.*$", login_not_required(api_not_found)),
 ]
 
 _swagger = SpectacularSwaggerSplitView.as_view(url_name="api-schema")

@@ -24,9 +24,15 @@ def dead(db) -> WebhookDelivery:
 
 
 def test_subscription_page_shows_its_delivery_log(client, superuser, dead) -> None:
+    other = WebhookSubscription.objects.create(name="pager", url="https://p.example.com/", event_types=["note.added"])
+    WebhookDelivery.objects.create(
+        uuid="00000000-0000-4000-8000-000000000009", subscription=other, event_type="note.added", body="{}",
+        last_error="an error of the other subscription",
+    )  # fmt: skip
     client.force_login(superuser)
     page = client.get(reverse("admin:integrations_webhooksubscription_change", args=[dead.subscription_id]))
     assert page.status_code == 200 and b"Dead letter" in page.content and b"all deliveries" in page.content
+    assert b"an error of the other subscription" not in page.content
 
 
 def test_replay_button_requeues_a_dead_delivery(client, superuser, dead, django_capture_on_commit_callbacks) -> None:

@@ -30,7 +30,7 @@ class TimelineEventSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class TimelineQuery(PageQuerySerializer):
-    since = serializers.DateTimeField(required=False, help_text="Only events that occurred after this time.")
+    since = serializers.DateTimeField(required=False, help_text="Only events that occurred at or after this time.")
     kind = serializers.MultipleChoiceField(choices=TimelineEvent.Kind.choices, required=False)
 
 

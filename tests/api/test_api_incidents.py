@@ -144,3 +144,16 @@ def test_every_read_has_an_etag_that_answers_304(api, responder, incident) -> No
         first = client.get(path)
         assert first.status_code == 200 and first["ETag"], path
         assert client.get(path, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304, path
+
+
+def test_a_manager_closes_over_open_items_with_a_reason(api, manager, incident) -> None:
+    Incident.objects.filter(pk=incident.pk).update(phase=Phase.POST_INCIDENT)
+    response = api(manager, ["incidents:write"]).patch(
+        f"{URL}{incident.pk}/",
+        {"phase": "closed", "resolution": "false_positive", "override_reason": "Scanner test, confirmed by owner"},
+        content_type="application/json",
+    )
+    assert response.status_code == 200 and response.json()["phase"] == "closed"
+    incident.refresh_from_db()
+    assert incident.close_override_by == manager and incident.resolution == "false_positive"
+    assert TimelineEvent.objects.filter(incident=incident, kind="phase", data__to="closed").exists()

@@ -36,6 +36,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "incidents",
     "playbooks",
     "integrations",
@@ -346,3 +349,71 @@ WATCHPOST_QUERY_PREVIEW_ROWS = env.int("WATCHPOST_QUERY_PREVIEW_ROWS", default=2
 WATCHPOST_QUERY_RESULT_MAX_BYTES = env.int("WATCHPOST_QUERY_RESULT_MAX_BYTES", default=2 * 1024 * 1024 * 1024)
 # Region of the EKS clusters' audit log groups when the incident names none.
 WATCHPOST_EKS_LOGS_REGION = env.str("WATCHPOST_EKS_LOGS_REGION", default="")
+# --- REST API v1 (incidents/api/) and outbound webhooks (integrations/ticketing/) -----------------
+REST_FRAMEWORK = {
+    # A request with an Authorization header is judged by its token alone; only a request without
+    # one may use the browser session (with CSRF). Token clients never authenticate by cookie.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "incidents.api.auth.BearerTokenAuthentication",
+        "incidents.api.auth.BrowserSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["incidents.api.auth.HasScope"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "incidents.api.auth.JsonFirstNegotiation",
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "EXCEPTION_HANDLER": "incidents.api.errors.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Watchpost API",
+    "DESCRIPTION": "Incident-response cases for AWS. Authenticate with `Authorization: Bearer <token>`; "
+    "see docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its UI sit behind authentication (ASVS 13.4.5).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_AUTHENTICATION": [
+        "incidents.api.auth.BearerTokenAuthentication",
+        "incidents.api.auth.BrowserSessionAuthentication",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "incidents.api.schema.add_problem_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "PhaseEnum": "incidents.models.Phase",
+        "ChecklistStatusEnum": "playbooks.models.ChecklistItem.Status",
+    },
+}
+WATCHPOST_API_PAGE_SIZE = env.int("WATCHPOST_API_PAGE_SIZE", default=50)
+# Seconds a worker process reuses a verified API token row (0: look it up on every request). A
+# revocation in the admin applies at once in that process and within this delay everywhere else.
+WATCHPOST_API_TOKEN_CACHE_SECONDS = env.int("WATCHPOST_API_TOKEN_CACHE_SECONDS", default=10)
+# Outbound webhooks: attempts before a delivery goes to the dead letter, and the first retry delay
+# (doubled each attempt, capped at one hour).
+WATCHPOST_WEBHOOK_MAX_ATTEMPTS = env.int("WATCHPOST_WEBHOOK_MAX_ATTEMPTS", default=8)
+WATCHPOST_WEBHOOK_BACKOFF_SECONDS = env.float("WATCHPOST_WEBHOOK_BACKOFF_SECONDS", default=30.0)
+WATCHPOST_WEBHOOK_TIMEOUT_SECONDS = env.float("WATCHPOST_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# SSRF guard: webhook targets resolving to loopback, private, link-local or metadata addresses are
+# refused, except inside these networks (CIDR, comma-separated), e.g. an on-premises Jira at 10.1.2.3/32.
+WATCHPOST_WEBHOOK_ALLOWED_NETWORKS = env.list("WATCHPOST_WEBHOOK_ALLOWED_NETWORKS", default=[])
+# PEM file of the CAs webhook receivers' certificates are checked against (empty: the system's), for
+# an on-premises ticketing system with a private CA.
+WATCHPOST_WEBHOOK_CA_BUNDLE = env.str("WATCHPOST_WEBHOOK_CA_BUNDLE", default="")
+# How long the previous secret of a subscription still signs deliveries after a rotation.
+WATCHPOST_WEBHOOK_ROTATION_OVERLAP_HOURS = env.int("WATCHPOST_WEBHOOK_ROTATION_OVERLAP_HOURS", default=24)
+CELERY_BEAT_SCHEDULE["webhook-requeue"] = {
+    "task": "integrations.tasks.webhook_requeue_due_task",
+    "schedule": 300,
+    "options": {"expires": 300},
+}

@@ -14,7 +14,7 @@ from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from incidents import permissions, timeline
+from incidents import outbound, permissions, timeline
 from incidents.errors import EvidenceIntegrityError, EvidenceRejectedError
 from incidents.models import CustodyEvent, Evidence, Incident
 from incidents.selectors import incident_queryset_for_user
@@ -157,6 +157,7 @@ def evidence_add(
                 summary=f"Evidence added: {name} (SHA-256 {evidence.sha256[:16]}…)",
                 data={"evidence": evidence.pk, "sha256": evidence.sha256, "size": evidence.size, "name": name},
             )
+            outbound.evidence_added(incident=incident, actor=actor, evidence=evidence)
         except Exception:
             # No orphan when the write or the row fails; this also removes a partly written file.
             if storage.exists(target):

@@ -76,3 +76,7 @@ def evidence_added(*, incident: Incident, actor: User | None, evidence: Evidence
 def remediation_applied(*, incident: Incident, actor: User | None, summary: str, details: dict[str, Any]) -> None:
     """For the remediation service (ActionRun apply): what was changed, e.g. the bindings removed."""
     _emit("remediation.applied", incident, actor, remediation={"summary": summary} | details)
+
+
+def sla_breached(*, incident: Incident, breach: dict[str, Any]) -> None:
+    _emit("sla.breached", incident, None, sla=breach)

@@ -215,6 +215,7 @@ class WebhookSubscription(models.Model):
         "evidence.added",
         "remediation.applied",
         "incident.closed",
+        "sla.breached",
     )
 
     name = models.CharField(max_length=100, unique=True)

@@ -95,5 +95,22 @@ bench-ui: install-dev
 bench-rbac: install-dev
 	$(BIN)/python benchmarks/rbac.py $(ARGS)
 
+## make bench-api [ARGS=--quick]: API framework overhead and token check (P11), own database watchpost_bench_api.
+.PHONY: bench-api
+bench-api: install-dev
+	./scripts/services.sh
+	$(TEST_ENV) $(BIN)/python benchmarks/api.py $(ARGS)
+
+## make test-api-fuzz: schemathesis with 150 examples per operation (make test runs 20).
+.PHONY: test-api-fuzz
+test-api-fuzz: install-dev
+	./scripts/services.sh >/dev/null
+	WATCHPOST_FUZZ_EXAMPLES=150 $(TEST_ENV) $(BIN)/pytest -p no:cacheprovider tests/api/test_schema_fuzz.py $(ARGS)
+
 clean:
 	rm -rf var
+
+## make bench-queries [ARGS=--quick]: query results to CSV evidence (P9), 1M rows × 12 columns, peak RSS.
+.PHONY: bench-queries
+bench-queries: install-dev
+	$(BIN)/python benchmarks/queries.py $(ARGS)

@@ -36,6 +36,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "incidents",
     "playbooks",
     "integrations",
@@ -328,3 +331,101 @@ if WATCHPOST_SQS_QUEUE_URL:
             },
         }
     )
+
+# --- Investigation queries (issue 5) ----------------------------------------------------------------
+# Engine for CloudTrail templates: "duckdb" (embedded: local .json.gz files in the S3 layout) or "athena".
+WATCHPOST_QUERY_ENGINE = env.str("WATCHPOST_QUERY_ENGINE", default="duckdb")
+WATCHPOST_CLOUDTRAIL_DIR = env.path(
+    "WATCHPOST_CLOUDTRAIL_DIR", default=str(BASE_DIR / "incidents" / "demo" / "cloudtrail")
+)
+# Largest uncompressed CloudTrail file DuckDB reads (one file is one JSON object); larger files are skipped.
+WATCHPOST_DUCKDB_MAX_OBJECT_BYTES = env.int("WATCHPOST_DUCKDB_MAX_OBJECT_BYTES", default=256 * 1024 * 1024)
+WATCHPOST_DUCKDB_MEMORY_LIMIT = env.str("WATCHPOST_DUCKDB_MEMORY_LIMIT", default="512MB")
+WATCHPOST_ATHENA_REGION = env.str("WATCHPOST_ATHENA_REGION", default="")
+WATCHPOST_ATHENA_WORKGROUP = env.str("WATCHPOST_ATHENA_WORKGROUP", default="primary")
+WATCHPOST_ATHENA_CATALOG = env.str("WATCHPOST_ATHENA_CATALOG", default="AwsDataCatalog")
+WATCHPOST_ATHENA_DATABASE = env.str("WATCHPOST_ATHENA_DATABASE", default="default")
+WATCHPOST_ATHENA_TABLE = env.str("WATCHPOST_ATHENA_TABLE", default="cloudtrail_logs_pp")
+WATCHPOST_ATHENA_OUTPUT_LOCATION = env.str("WATCHPOST_ATHENA_OUTPUT_LOCATION", default="")
+WATCHPOST_ATHENA_EXPECTED_BUCKET_OWNER = env.str("WATCHPOST_ATHENA_EXPECTED_BUCKET_OWNER", default="")
+# Read results from the CSV in the result location (one streamed GetObject) instead of GetQueryResults pages.
+WATCHPOST_ATHENA_RESULTS_FROM_S3 = env.bool("WATCHPOST_ATHENA_RESULTS_FROM_S3", default=False)
+# The trail's S3 location for the setup DDL: s3://<bucket>/AWSLogs/<account>/CloudTrail/<region>.
+WATCHPOST_CLOUDTRAIL_S3_LOCATION = env.str("WATCHPOST_CLOUDTRAIL_S3_LOCATION", default="")
+WATCHPOST_CLOUDTRAIL_PROJECTION_START = env.str("WATCHPOST_CLOUDTRAIL_PROJECTION_START", default="2020/01/01")
+# Athena's list price per TB scanned (us-east-1, engine v3): shown as the running query's estimated cost.
+WATCHPOST_ATHENA_PRICE_PER_TB_USD = env.float("WATCHPOST_ATHENA_PRICE_PER_TB_USD", default=5.0)
+# A query still running after this long is stopped and its run fails (keep it under CELERY_TASK_TIME_LIMIT).
+WATCHPOST_QUERY_TIMEOUT_SECONDS = env.int("WATCHPOST_QUERY_TIMEOUT_SECONDS", default=600)
+WATCHPOST_QUERY_PREVIEW_ROWS = env.int("WATCHPOST_QUERY_PREVIEW_ROWS", default=25)
+WATCHPOST_QUERY_RESULT_MAX_BYTES = env.int("WATCHPOST_QUERY_RESULT_MAX_BYTES", default=2 * 1024 * 1024 * 1024)
+# Region of the EKS clusters' audit log groups when the incident names none.
+WATCHPOST_EKS_LOGS_REGION = env.str("WATCHPOST_EKS_LOGS_REGION", default="")
+# --- REST API v1 (incidents/api/) and outbound webhooks (integrations/ticketing/) -----------------
+REST_FRAMEWORK = {
+    # A request with an Authorization header is judged by its token alone; only a request without
+    # one may use the browser session (with CSRF). Token clients never authenticate by cookie.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "incidents.api.auth.BearerTokenAuthentication",
+        "incidents.api.auth.BrowserSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["incidents.api.auth.HasScope"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "incidents.api.auth.JsonFirstNegotiation",
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "EXCEPTION_HANDLER": "incidents.api.errors.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Watchpost API",
+    "DESCRIPTION": "Incident-response cases for AWS. Authenticate with `Authorization: Bearer <token>`; "
+    "see docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its UI sit behind authentication (ASVS 13.4.5).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_AUTHENTICATION": [
+        "incidents.api.auth.BearerTokenAuthentication",
+        "incidents.api.auth.BrowserSessionAuthentication",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "incidents.api.schema.add_problem_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "PhaseEnum": "incidents.models.Phase",
+        "ChecklistStatusEnum": "playbooks.models.ChecklistItem.Status",
+    },
+}
+WATCHPOST_API_PAGE_SIZE = env.int("WATCHPOST_API_PAGE_SIZE", default=50)
+# Seconds a worker process reuses a verified API token row (0: look it up on every request). A
+# revocation in the admin applies at once in that process and within this delay everywhere else.
+WATCHPOST_API_TOKEN_CACHE_SECONDS = env.int("WATCHPOST_API_TOKEN_CACHE_SECONDS", default=10)
+# Outbound webhooks: attempts before a delivery goes to the dead letter, and the first retry delay
+# (doubled each attempt, capped at one hour).
+WATCHPOST_WEBHOOK_MAX_ATTEMPTS = env.int("WATCHPOST_WEBHOOK_MAX_ATTEMPTS", default=8)
+WATCHPOST_WEBHOOK_BACKOFF_SECONDS = env.float("WATCHPOST_WEBHOOK_BACKOFF_SECONDS", default=30.0)
+WATCHPOST_WEBHOOK_TIMEOUT_SECONDS = env.float("WATCHPOST_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# SSRF guard: webhook targets resolving to loopback, private, link-local or metadata addresses are
+# refused, except inside these networks (CIDR, comma-separated), e.g. an on-premises Jira at 10.1.2.3/32.
+WATCHPOST_WEBHOOK_ALLOWED_NETWORKS = env.list("WATCHPOST_WEBHOOK_ALLOWED_NETWORKS", default=[])
+# PEM file of the CAs webhook receivers' certificates are checked against (empty: the system's), for
+# an on-premises ticketing system with a private CA.
+WATCHPOST_WEBHOOK_CA_BUNDLE = env.str("WATCHPOST_WEBHOOK_CA_BUNDLE", default="")
+# How long the previous secret of a subscription still signs deliveries after a rotation.
+WATCHPOST_WEBHOOK_ROTATION_OVERLAP_HOURS = env.int("WATCHPOST_WEBHOOK_ROTATION_OVERLAP_HOURS", default=24)
+CELERY_BEAT_SCHEDULE["webhook-requeue"] = {
+    "task": "integrations.tasks.webhook_requeue_due_task",
+    "schedule": 300,
+    "options": {"expires": 300},
+}

@@ -329,6 +329,10 @@ class Evidence(models.Model):
     description = models.TextField(blank=True)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Where acquired evidence came from (PERF-REL-SEC.md B4 item 3): for a query result the engine,
+    # exact SQL, parameters, execution id, workgroup, database, table, window, data scanned, row count.
+    # Empty for uploads.
+    provenance = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]

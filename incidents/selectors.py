@@ -53,6 +53,8 @@ class IncidentFilters:
     assignee_id: int | None = None
     cluster: str = ""
     q: str = ""
+    source: str = ""
+    external_ref: str = ""
     sort: str = DEFAULT_SORT
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -75,6 +77,10 @@ def _apply_filters(queryset: QuerySet[Incident], filters: IncidentFilters) -> Qu
         queryset = queryset.filter(cluster_name=filters.cluster)
     if filters.q:
         queryset = queryset.filter(title__icontains=filters.q)
+    if filters.source:
+        queryset = queryset.filter(source=filters.source)
+    if filters.external_ref:
+        queryset = queryset.filter(external_ref=filters.external_ref)
     return queryset
 
 

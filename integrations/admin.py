@@ -135,3 +135,6 @@ class ClusterAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ["via", "enabled", "is_sandbox"]
     search_fields = ["name"]
     fields = ["name", "via", "account", "region", "kubeconfig_path", "kubeconfig_context", "is_sandbox", "enabled"]
+
+
+from integrations import admin_webhooks  # noqa: E402,F401  (registers the webhook admin)

@@ -1,6 +1,7 @@
 """AWS accounts the GuardDuty poller reads, and one cursor per (account, region, detector)."""
 
 import json
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -191,3 +192,97 @@ class Cluster(models.Model):
             raise ValidationError("An EKS cluster needs its AWS account and region.")
         if self.via == self.Via.KUBECONFIG and not self.kubeconfig_path:
             raise ValidationError({"kubeconfig_path": "Give the kubeconfig file's path."})
+
+
+def webhook_secret_new() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def validate_event_types(value: Any) -> None:
+    if not isinstance(value, list) or not value or not set(value) <= set(WebhookSubscription.EVENT_TYPES):
+        raise ValidationError(f"Choose one or more of: {', '.join(WebhookSubscription.EVENT_TYPES)}.")
+
+
+class WebhookSubscription(models.Model):
+    """A receiver of signed event deliveries (a Jira automation rule, a ServiceNow scripted REST API …)."""
+
+    EVENT_TYPES = (
+        "incident.created",
+        "incident.updated",
+        "incident.phase_changed",
+        "checklist.item_completed",
+        "note.added",
+        "evidence.added",
+        "remediation.applied",
+        "incident.closed",
+        "sla.breached",
+    )
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.URLField(
+        max_length=2000,
+        help_text="https://… The address must resolve to a public IP unless "
+        "allow-listed in WATCHPOST_WEBHOOK_ALLOWED_NETWORKS.",
+    )
+    secret = models.CharField(max_length=128, default=webhook_secret_new, help_text="Signs every delivery.")
+    previous_secret = models.CharField(max_length=128, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    event_types = models.JSONField(default=list, validators=[validate_event_types])
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WebhookDelivery(models.Model):
+    """One event for one subscription: the exact body sent, and where its delivery stands."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        REJECTED = "rejected", "Rejected by the receiver (4xx, not retried)"
+        DEAD = "dead", "Dead letter (attempts exhausted)"
+
+    uuid = models.UUIDField(unique=True, editable=False)
+    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    event_type = models.CharField(max_length=40)
+    body = models.TextField(help_text="The JSON body, byte for byte as signed.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0, help_text="Attempts since created or last replayed.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(fields=["subscription", "-created_at"], name="delivery_subscription_recent"),
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_status_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.subscription_id} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    at = models.DateTimeField(auto_now_add=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    response_excerpt = models.CharField(max_length=500, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}: {self.status_code or self.error[:40]}"

@@ -19,7 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from incidents import permissions, timeline
+from incidents import outbound, permissions, timeline
 from incidents.errors import IncidentClosedError, ValidationError
 from incidents.models import Incident, Phase
 from incidents.selectors import incident_queryset_for_user
@@ -222,7 +222,18 @@ def _settle(*, run_id: int, status: str, result: dict[str, Any] | None = None, e
     run.save(update_fields=["status", "finished_at", "error", "result"])
     verb = {Status.SUCCEEDED: "succeeded", Status.FAILED: "failed", Status.CANCELLED: "cancelled"}[Status(status)]
     _event(run, actor=None, verb=verb, extra=error or str(run.result.get("summary", "")))
+    if status == Status.SUCCEEDED and run.action in REMEDIATIONS:
+        outbound.remediation_applied(
+            incident=run.incident,
+            actor=None,
+            summary=str(run.result.get("summary", "")),
+            details={"run": run.pk, "action": run.action, "approved_by": run.approved_by_id},
+        )
     return run
+
+
+# Actions that change the cluster: their success is announced as `remediation.applied`.
+REMEDIATIONS = frozenset({"rbac.remediate", "rbac.rollback"})
 
 
 def action_run_finish(*, run_id: int, result: dict[str, Any]) -> ActionRun | None:

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from incidents import permissions, timeline
+from incidents import outbound, permissions, timeline
 from incidents.errors import IncidentClosedError, ValidationError
 from incidents.models import Phase
 from incidents.selectors import incident_queryset_for_user
@@ -61,7 +61,20 @@ def checklist_item_set_status(*, item_id: int, actor: User, status: str, comment
         + (f" ({item.comment})" if comment else ""),
         data={"item": item.pk, "step": item.step.step_id, "from": old, "to": status, "comment": comment},
     )
+    if status in (Status.DONE, Status.SKIPPED):
+        _completed(item, actor)
     return item
+
+
+def _completed(item: ChecklistItem, actor: User) -> None:
+    outbound.checklist_item_completed(
+        incident=item.incident,
+        actor=actor,
+        step_id=item.step.step_id,
+        title=item.step.title,
+        status=item.status,
+        comment=item.comment,
+    )
 
 
 def checklist_item_complete(*, item_id: int, actor: User, comment: str = "") -> ChecklistItem:
@@ -115,4 +128,5 @@ def checklist_item_decide(*, item_id: int, actor: User, option_id: str, comment:
             "comment": comment,
         },
     )
+    _completed(item, actor)
     return item

@@ -3,6 +3,7 @@
     manifest.json        [{"path", "sha256", "size"}] for every other file in the zip
     evidence/<id>-<name> each piece of evidence, re-hashed while it is copied
     custody_log.json     every custody event of every piece, this export's included
+    provenance.json      {evidence id: provenance} of acquired evidence (a query's engine, SQL, parameters …)
     timeline.json        the case timeline
     report.md            the post-incident report
 
@@ -125,6 +126,7 @@ def _export(
             for item in evidence
         ]
         manifest.write_json("custody_log.json", _custody_log(evidence))
+        manifest.write_json("provenance.json", {str(item.pk): item.provenance for item in evidence if item.provenance})
         manifest.write_json("timeline.json", _timeline(incident))
         data = report_data(incident=incident, generated_by=f"{who} (evidence bundle)")
         manifest.write_bytes("report.md", report_markdown(data=data).encode())

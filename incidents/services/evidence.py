@@ -5,9 +5,9 @@ server-side name. A download re-hashes the stored bytes and refuses on mismatch.
 """
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -15,9 +15,9 @@ from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from incidents import permissions, timeline
+from incidents import outbound, permissions, timeline
 from incidents.errors import EvidenceIntegrityError, EvidenceRejectedError
-from incidents.models import CustodyEvent, Evidence
+from incidents.models import CustodyEvent, Evidence, Incident
 from incidents.selectors import incident_queryset_for_user
 from incidents.services.audit import CUSTODY, chain_append, custody_fields
 from incidents.services.incidents import _locked, _require_open
@@ -158,12 +158,74 @@ def evidence_add(
                 summary=f"Evidence added: {name} (SHA-256 {evidence.sha256[:16]}…)",
                 data={"evidence": evidence.pk, "sha256": evidence.sha256, "size": evidence.size, "name": name},
             )
+            outbound.evidence_added(incident=incident, actor=actor, evidence=evidence)
         except Exception:
             # No orphan when the write or the row fails; this also removes a partly written file.
             if storage.exists(target):
                 storage.delete(target)
             raise
         transaction.on_commit(lambda: _enqueue_verify(evidence.pk))
+    return evidence
+
+
+def evidence_acquire(
+    *,
+    incident_id: int,
+    actor: User | None,
+    stream: IO[bytes],
+    name: str,
+    content_type: str,
+    description: str,
+    provenance: dict[str, Any],
+    max_bytes: int,
+    describe: Callable[[Evidence], tuple[str, dict[str, Any]]],
+) -> Evidence:
+    """Evidence the app acquires itself (a query result …), streamed from `stream` and hashed as written.
+
+    The bytes are written before the transaction, so a long stream never holds the incident's row
+    lock; the row, its ACQUIRED custody event and the timeline event then commit together, and the
+    file is removed if they do not. `describe(evidence)` runs once the stream is consumed (hash and
+    size known): it may complete `evidence.provenance` and returns the timeline summary and data.
+    """
+    incident = Incident.objects.get(pk=incident_id)
+    _require_open(incident)
+    hashing = _HashingFile(stream, name=name, max_bytes=max_bytes)
+    evidence = Evidence(incident=incident, original_name=name[:255], content_type=content_type[:100], size=0)
+    storage = evidence.file.storage
+    target = evidence.file.field.generate_filename(evidence, name)
+    saved = ""
+    try:
+        saved = storage.save(target, hashing, max_length=evidence.file.field.max_length)
+        with transaction.atomic():
+            incident = _locked(incident_id=incident_id, actor=None)
+            _require_open(incident)
+            evidence.file.name = saved
+            evidence.sha256, evidence.size = hashing.digest.hexdigest(), hashing.count
+            evidence.description, evidence.uploaded_by, evidence.provenance = description, actor, provenance
+            summary, data = describe(evidence)
+            evidence.save()
+            _custody(
+                evidence=evidence,
+                action=CustodyEvent.Action.ACQUIRED,
+                actor=actor,
+                address=None,
+                sha256=evidence.sha256,
+                detail=str(provenance.get("engine", "acquired")),
+            )
+            timeline.event_add(
+                incident=incident,
+                kind=timeline.Kind.EVIDENCE,
+                actor=actor,
+                summary=summary,
+                data={"evidence": evidence.pk, "sha256": evidence.sha256, "size": evidence.size, "name": name} | data,
+            )
+            transaction.on_commit(lambda: _enqueue_verify(evidence.pk))
+    except BaseException:
+        # Also a partly written file: the stream failed or went over the size limit.
+        for leftover in {saved, target} - {""}:
+            if storage.exists(leftover):
+                storage.delete(leftover)
+        raise
     return evidence
 
 

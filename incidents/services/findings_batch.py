@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
+from incidents import outbound
 from incidents.models import Finding, Incident, Observable, TimelineEvent
 from incidents.services import findings as single
 from incidents.services.findings import CREATED, DUPLICATE, STALE, IngestResult, finding_key
@@ -104,6 +105,8 @@ def _create_all(fresh: list[Numbered], payload: Any) -> dict[int, IngestResult]:
     )  # fmt: skip
     _observables_attach([(incident.pk, f) for (_, f), incident in zip(fresh, incidents, strict=True)])
     _events_create(fresh, incidents, rows)
+    for incident in incidents:
+        outbound.incident_created(incident=incident, actor=None)  # nothing unless someone subscribed
     return {
         pos: IngestResult(status=CREATED, finding_key=finding_key(f), incident_id=incident.pk)
         for (pos, f), incident in zip(fresh, incidents, strict=True)

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from incidents import permissions, phases, timeline
+from incidents import outbound, permissions, phases, timeline
 from incidents.errors import CloseGateError, IncidentClosedError, InvalidTransitionError, ValidationError
 from incidents.models import Incident, Phase, Priority, Resolution, Severity
 from incidents.selectors import incident_queryset_for_user
@@ -75,6 +75,7 @@ def incident_open(
         ChecklistItem(incident=incident, step=step, position=step.position) for step in playbook.steps.all()
     )
     timeline.incident_created_event(incident=incident, actor=actor)
+    outbound.incident_created(incident=incident, actor=actor)
     return incident
 
 
@@ -155,6 +156,7 @@ def incident_change_phase(
     incident.phase = to
     incident.save()
     timeline.phase_changed_event(incident=incident, actor=actor, old=old, new=to, reason=reason, override=override)
+    outbound.incident_phase_changed(incident=incident, actor=actor, old=old, new=to)
     return incident
 
 
@@ -196,6 +198,9 @@ def incident_update(*, incident_id: int, actor: User | None, **changes: object) 
         timeline.field_changed_event(
             incident=incident, actor=actor, field=field, old=_label(field, old), new=_label(field, value)
         )
+    outbound.incident_updated(
+        incident=incident, actor=actor, changes={f: {"from": old, "to": new} for f, old, new in changed}
+    )
     return incident
 
 
@@ -235,6 +240,11 @@ def incident_assign(
         actor=actor,
         summary=f"Commander {new_commander or '—'}; assignees {', '.join(names) or '—'}",
         data={"commander": {"from": old_commander, "to": new_commander}, "assignees": names},
+    )
+    outbound.incident_updated(
+        incident=incident,
+        actor=actor,
+        changes={"commander": {"from": old_commander, "to": new_commander}, "assignees": {"to": names}},
     )
     return incident
 

@@ -3,7 +3,7 @@
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from incidents import permissions, timeline
+from incidents import outbound, permissions, timeline
 from incidents.errors import NoteConflictError, ValidationError
 from incidents.markdown import MAX_NOTE_CHARS
 from incidents.models import Note, NoteRevision
@@ -34,6 +34,7 @@ def note_add(*, incident_id: int, actor: User, body: str) -> Note:
         summary=f"Note: {body.splitlines()[0][:200]}",
         data={"note": note.pk, "version": 1},
     )
+    outbound.note_added(incident=incident, actor=actor, note=note)
     return note
 
 

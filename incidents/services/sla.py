@@ -18,7 +18,7 @@ from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents import permissions, timeline
+from incidents import outbound, permissions, timeline
 from incidents.models import Incident, Phase, Priority, SlaBreach
 from incidents.sla import short_duration
 
@@ -125,12 +125,5 @@ def _email_body(payload: dict[str, Any]) -> str:
 
 
 def sla_breached_webhook_emit(*, incident: Incident, payload: dict[str, Any]) -> None:
-    """WEBHOOK HOOK for the outbound webhooks (`integrations/webhooks.py`, `incidents/outbound.py`):
-    emit the `sla.breached` event.
-
-    Called inside the notifying transaction, once per breach. To wire it when the outbound webhooks
-    are merged: add "sla.breached" to `WebhookSubscription.EVENT_TYPES` and replace this body with
-    `outbound._emit("sla.breached", incident, None, sla=payload)`, which hands the event over on commit.
-    Until then it does nothing: the email and the timeline row stand on their own.
-    """
-    return None
+    """The `sla.breached` webhook event, handed over on commit of the notifying transaction (once per breach)."""
+    outbound.sla_breached(incident=incident, breach=payload)

@@ -92,3 +92,16 @@ def test_the_sweep_is_a_beat_task(late_p1, manager, mailoutbox) -> None:
     schedule = django_settings.CELERY_BEAT_SCHEDULE["sla-breach-sweep"]
     assert schedule["task"] == "incidents.tasks.sla_breach_sweep_task"
     assert sla_breach_sweep_task.apply().get() == 1
+
+
+def test_a_breach_is_delivered_to_sla_subscribers_once(late_p1, manager, django_capture_on_commit_callbacks) -> None:
+    from integrations.models import WebhookDelivery, WebhookSubscription
+
+    WebhookSubscription.objects.create(name="pager", url="https://pager.example.com/h", event_types=["sla.breached"])
+    WebhookSubscription.objects.create(name="jira", url="https://jira.example.com/h", event_types=["note.added"])
+    with django_capture_on_commit_callbacks(execute=True):
+        sla_breaches_sweep()
+        sla_breaches_sweep()
+    (delivery,) = WebhookDelivery.objects.all()
+    assert delivery.subscription.name == "pager" and delivery.event_type == "sla.breached"
+    assert late_p1.reference in delivery.body and '"priority":"P1"' in delivery.body

@@ -91,11 +91,11 @@ def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[int]:
     return ids
 
 
-def _enqueue(ids: list[int], countdown: float = 0) -> None:
+def _enqueue(ids: list[int]) -> None:
     from integrations.tasks import webhook_deliver_task
 
     for delivery_id in ids:
-        webhook_deliver_task.apply_async((delivery_id,), countdown=countdown)
+        webhook_deliver_task.delay(delivery_id)
 
 
 def signing_secrets(subscription: WebhookSubscription) -> list[str]:

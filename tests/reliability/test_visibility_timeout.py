@@ -28,24 +28,39 @@ def visibility_timeout() -> float:
     return float((settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}).get("visibility_timeout", KOMBU_DEFAULT_VISIBILITY))
 
 
-def _bound(node: ast.expr) -> float | None:
-    """The largest value an expression can take, when the source states it: a number, or min(number, …)."""
+def _constants(tree: ast.Module) -> dict[str, float]:
+    """Module-level `NAME = <number>` assignments."""
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            if isinstance(node.value.value, int | float) and not isinstance(node.value.value, bool):
+                found.update({t.id: float(node.value.value) for t in node.targets if isinstance(t, ast.Name)})
+    return found
+
+
+def _bound(node: ast.expr, constants: dict[str, float]) -> float | None:
+    """The largest value an expression can take, when the source states it: a number, a module constant,
+    or min(…) with one of those among its arguments."""
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
         return float(node.value)
+    if isinstance(node, ast.Name):
+        return constants.get(node.id)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "min":
-        bounds = [b for b in (_bound(arg) for arg in node.args) if b is not None]
+        bounds = [b for b in (_bound(arg, constants) for arg in node.args) if b is not None]
         return min(bounds) if bounds else None
     return None
 
 
 def delay_hazards(source: str, *, name: str, limit: float) -> Iterator[str]:
     """Each `countdown=`/`eta=` keyword whose bound is unknown or ≥ limit."""
-    for node in ast.walk(ast.parse(source, filename=name)):
+    tree = ast.parse(source, filename=name)
+    constants = _constants(tree)
+    for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         for keyword in node.keywords:
             if keyword.arg in ("countdown", "eta"):
-                bound = _bound(keyword.value)
+                bound = _bound(keyword.value, constants)
                 if bound is None or bound >= limit:
                     expression = ast.unparse(keyword.value)
                     yield f"{name}:{node.lineno} {keyword.arg}={expression} (bound {bound}, limit {limit})"
@@ -83,9 +98,12 @@ def test_no_countdown_or_eta_in_the_source_reaches_half_the_visibility_timeout()
 
 
 def test_control_the_check_flags_a_long_or_unbounded_countdown() -> None:
-    snippet = "task.apply_async(countdown=7200)\nraise self.retry(countdown=5 * 2**n)\nx.retry(countdown=min(60, d))\n"
+    snippet = (
+        "CAP = 60\nLONG = 3600\ntask.apply_async(countdown=7200)\nraise self.retry(countdown=5 * 2**n)\n"
+        "x.retry(countdown=min(60, d))\ny.apply_async(countdown=min(d, CAP))\nz.apply_async(countdown=min(d, LONG))\n"
+    )
     found = list(delay_hazards(snippet, name="snippet.py", limit=1800))
-    assert len(found) == 2 and "7200" in found[0] and "2 ** n" in found[1]
+    assert len(found) == 3 and "7200" in found[0] and "2 ** n" in found[1] and "LONG" in found[2]
 
 
 def test_broker_visibility_timeout_is_set_for_redis(settings) -> None:

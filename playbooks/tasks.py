@@ -1,8 +1,10 @@
 """Thin tasks for playbook actions: take a run id, claim it, call the handler, record the outcome."""
 
+import contextlib
 import logging
 
 from celery import shared_task
+from django.db import DatabaseError, InterfaceError, OperationalError
 
 from incidents.errors import IncidentError
 from integrations.errors import PermanentIntegrationError, TransientIntegrationError
@@ -22,11 +24,14 @@ def action_run_task(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
         return "failed"
     try:
         result = handler(run=run)
-    except TransientIntegrationError as exc:
+    except (TransientIntegrationError, OperationalError, InterfaceError) as exc:
+        # A database blip (restart, failover) is as transient as a throttled AWS call.
         if self.request.retries >= self.max_retries:
             actions.action_run_fail(run_id=run_id, error=f"Gave up after {self.request.retries + 1} attempts: {exc}")
             return "failed"
-        actions.action_run_requeue(run_id=run_id, error=str(exc))
+        # If the database is still away the run stays claimed; the sweep re-queues it past the hard limit.
+        with contextlib.suppress(DatabaseError):
+            actions.action_run_requeue(run_id=run_id, error=str(exc))
         # Exponential backoff, capped well under the broker's visibility timeout (R6).
         raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
     except (PermanentIntegrationError, IncidentError) as exc:

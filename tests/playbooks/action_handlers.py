@@ -24,3 +24,11 @@ def broken(*, run: ActionRun) -> dict[str, Any]:
 def cancellable(*, run: ActionRun) -> dict[str, Any]:
     cancelled = action_run_progress(run_id=run.pk, progress={"state": "RUNNING"})
     return {"summary": "stopped" if cancelled else "ran to the end", "cancelled": cancelled}
+
+
+def db_blip(*, run: ActionRun) -> dict[str, Any]:
+    if run.attempts < 2:
+        from django.db import OperationalError
+
+        raise OperationalError("server closed the connection unexpectedly")
+    return {"summary": "database back"}

@@ -20,7 +20,8 @@ HANDLERS = "tests.playbooks.action_handlers"
 
 @pytest.fixture(autouse=True)
 def test_actions(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, needs_approval in (("echo", False), ("flaky", False), ("broken", False), ("cancellable", False)):
+    names = ("echo", "flaky", "broken", "cancellable", "db_blip")
+    for name, needs_approval in ((name, False) for name in names):
         spec = ActionSpec(f"test.{name}", f"Test {name}", f"{HANDLERS}.{name}", needs_approval)
         monkeypatch.setitem(actions.ACTIONS, spec.name, spec)
     monkeypatch.setitem(actions.ACTIONS, "test.change", ActionSpec("test.change", "Change", f"{HANDLERS}.echo", True))
@@ -79,6 +80,13 @@ def test_a_run_whose_worker_died_is_claimed_again_after_the_hard_limit(incident,
 def test_transient_errors_are_retried_then_succeed(incident, responder) -> None:
     run = _request(incident, responder, action="test.flaky")
     # apply() runs the retry in-process too (eager), through the same claim.
+    action_run_task.apply(args=[run.pk])
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED and run.attempts == 2
+
+
+def test_a_database_blip_in_the_handler_is_retried_not_failed(incident, responder) -> None:
+    run = _request(incident, responder, action="test.db_blip")
     action_run_task.apply(args=[run.pk])
     run.refresh_from_db()
     assert run.status == Status.SUCCEEDED and run.attempts == 2

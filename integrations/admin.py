@@ -125,7 +125,7 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):  # type: ignore[no-untyped-def]
         for token in queryset:
-            api_token_revoke(token_id=token.pk)
+            api_token_revoke(token_id=token.pk, actor=request.user, address=request.META.get("REMOTE_ADDR"))
         self.message_user(request, f"{queryset.count()} token(s) revoked.")
 
 

@@ -1,10 +1,11 @@
 """API tokens: create (the plaintext is returned once), authenticate, revoke; and how to reach a configured cluster."""
 
 import copy
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -14,6 +15,7 @@ from integrations.kubernetes.client import Connection
 from integrations.models import ApiToken, Cluster
 from integrations.tokens import token_generate, token_key_id, token_matches
 
+security_log = logging.getLogger("watchpost.security")
 # Writing last-use on every request would make each API call a write; a minute's precision is enough.
 LAST_USED_PRECISION = timedelta(seconds=60)
 
@@ -48,8 +50,12 @@ def api_token_create(*, user: User, name: str, scopes: list[str], expires_days: 
     return CreatedToken(token=token, plaintext=new.plaintext)
 
 
-def api_token_revoke(*, token_id: int) -> None:
-    ApiToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+def api_token_revoke(*, token_id: int, actor: User | None = None, address: str | None = None) -> None:
+    revoked = ApiToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if revoked:
+        security_log.info(
+            "token revoked id=%s by=%s address=%s", token_id, actor.get_username() if actor else "-", address or "-"
+        )
     _TOKEN_CACHE.clear()  # this process at once; the others within WATCHPOST_API_TOKEN_CACHE_SECONDS
 
 
@@ -76,6 +82,12 @@ def _token_row(key_id: str) -> ApiToken | None:
     return token
 
 
+def _refused(key_id: str | None, address: str | None, reason: str, *, status: int = 401) -> NoReturn:
+    # The key id is the token's public prefix, never the secret part (S13).
+    security_log.warning("token refused key=%s address=%s reason=%s", key_id or "-", address or "-", reason)
+    raise TokenError(reason, status=status)
+
+
 def _bearer(header: str) -> str:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
@@ -93,18 +105,21 @@ def api_token_authenticate(
     token = _token_row(key_id) if key_id else None
     # One message for unknown, mistyped and wrong tokens: no oracle for which part was wrong.
     if token is None or not token_matches(plaintext, token.token_hash):
-        raise TokenError("invalid token")
+        _refused(key_id, address, "invalid token")
+    assert token is not None
     now = now or timezone.now()
     if token.revoked_at is not None:
-        raise TokenError("this token was revoked")
+        _refused(key_id, address, "this token was revoked")
     if token.expires_at is not None and token.expires_at <= now:
-        raise TokenError("this token has expired")
+        _refused(key_id, address, "this token has expired")
     if not token.user.is_active:
-        raise TokenError("the token's account is disabled")
+        _refused(key_id, address, "the token's account is disabled")
     if scope is not None and scope not in token.scopes:
-        raise TokenError(f"this token lacks the '{scope}' scope", status=403)
+        _refused(key_id, address, f"this token lacks the '{scope}' scope", status=403)
     stale = token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION
     if stale or token.last_used_address != address:
+        # Logged with the last-use refresh: once a minute per token, and at once from a new address.
+        security_log.info("token used key=%s user=%s address=%s", key_id, token.user.get_username(), address or "-")
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_address=address)
         token.last_used_at, token.last_used_address = now, address
     # Each request gets its own token and user objects: the cached ones are shared by this process.

@@ -27,7 +27,7 @@ def test_a_new_token_authenticates_and_records_its_last_use(responder) -> None:
 
 def test_the_database_never_holds_the_plaintext(responder) -> None:
     created = api_token_create(user=responder, name="jira", scopes=["findings:write"])
-    secret_part = created.plaintext.rsplit("_", 1)[-1]
+    secret_part = created.plaintext.split("_", 2)[2]  # the secret itself may contain "_"
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM integrations_apitoken")
         dump = repr(cursor.fetchall())
@@ -105,3 +105,21 @@ def test_create_api_token_prints_the_token_once(responder, capsys) -> None:
 def test_create_api_token_names_an_unknown_user() -> None:
     with pytest.raises(CommandError, match="no user named"):
         call_command("create_api_token", user="ghost", scopes="findings:write")
+
+
+def test_token_use_refusal_and_revocation_are_in_the_security_log_without_the_secret(responder, caplog) -> None:
+    import logging
+
+    created = api_token_create(user=responder, name="jira", scopes=["incidents:read"])
+    key_id = created.token.key_id
+    with caplog.at_level(logging.INFO, logger="watchpost.security"):
+        api_token_authenticate(header=f"Bearer {created.plaintext}", scope=None, address="198.51.100.4")
+        api_token_revoke(token_id=created.token.pk, actor=responder, address="198.51.100.5")
+        with pytest.raises(TokenError):
+            api_token_authenticate(header=f"Bearer {created.plaintext}", scope=None, address="198.51.100.4")
+    assert caplog.messages == [
+        f"token used key={key_id} user=responder address=198.51.100.4",
+        f"token revoked id={created.token.pk} by=responder address=198.51.100.5",
+        f"token refused key={key_id} address=198.51.100.4 reason=this token was revoked",
+    ]
+    assert created.plaintext not in caplog.text and created.plaintext.split("_", 2)[2] not in caplog.text

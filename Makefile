@@ -114,3 +114,9 @@ clean:
 .PHONY: bench-queries
 bench-queries: install-dev
 	$(BIN)/python benchmarks/queries.py $(ARGS)
+
+## make audit-deps: pip-audit of the pinned runtime and test dependencies (S12). It asks PyPI's JSON
+## API for known vulnerabilities, so it needs a network that reaches pypi.org/pypi/<name>/<version>/json.
+.PHONY: audit-deps
+audit-deps: install-dev
+	$(BIN)/pip-audit --strict -r requirements.txt -r requirements-dev.txt --vulnerability-service pypi --progress-spinner off

@@ -4,7 +4,7 @@ Real boto3 over HTTP against a loopback GuardDuty endpoint (fake_guardduty) that
 requests with ThrottlingException (HTTP 429). Two layers absorb it: botocore's standard retry mode
 (max_attempts=3 retries, so at most 4 attempts per call: integrations.aws.session.CLIENT_CONFIG) and
 the task's own retry (incidents.tasks.AWS_RETRY, at most 5 retries, each resuming from the cursor).
-The control turns both off and must lose data.
+The control turns both off and must lose data. The Athena half of R5 is test_athena_throttling.py.
 """
 
 import random

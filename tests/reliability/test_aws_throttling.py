@@ -69,7 +69,7 @@ def test_throttled_guardduty_calls_lose_nothing_and_attempts_stay_capped(cursor,
 
 def test_control_without_retries_throttling_loses_findings(cursor, monkeypatch) -> None:
     # given: the same endpoint; botocore makes one attempt per call and nothing retries the task
-    monkeypatch.setattr(guardduty_api, "CLIENT_CONFIG", Config(retries={"mode": "standard", "max_attempts": 1}))
+    monkeypatch.setattr(guardduty_api, "CLIENT_CONFIG", Config(retries={"mode": "standard", "total_max_attempts": 1}))
     findings = timed_findings(N)
     with FakeGuardDuty(findings, fault=throttle_30_percent(seed=8)) as fake:
         monkeypatch.setenv("AWS_ENDPOINT_URL_GUARDDUTY", fake.url)

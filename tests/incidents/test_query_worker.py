@@ -1,50 +1,30 @@
 """query.run across the process boundary: enqueued on commit, run by a real Celery worker on Redis."""
 
-import os
-import time
 from collections.abc import Callable
 
 import pytest
-from celery.contrib.testing.worker import start_worker
-from django.contrib.auth.models import Group
 
-from config.celery import app
-from incidents import permissions
 from incidents.models import CustodyEvent, Evidence
 from playbooks import actions
 from playbooks.models import ActionRun
 from tests.integrations.query_helpers import BUNDLED
+from tests.worker import running_worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-# Same rule as tests/incidents/test_worker.py: a queue of this test process's own.
-app.conf.task_default_queue = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
-
 
 @pytest.fixture(autouse=True)
-def roles(transactional_db) -> None:
-    for name in permissions.ROLES:
-        Group.objects.get_or_create(name=name)
+def roles(role_groups) -> None:
+    """Transactional tests flush the migration-made role groups; recreate them."""
 
 
 @pytest.fixture
 def celery_worker(settings, tmp_path):
-    if not settings.CELERY_BROKER_URL.startswith("redis://"):
-        pytest.skip("needs the Redis broker that `make test` configures")
     settings.MEDIA_ROOT = tmp_path
     settings.WATCHPOST_QUERY_ENGINE = "duckdb"
     settings.WATCHPOST_CLOUDTRAIL_DIR = BUNDLED
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+    with running_worker():
         yield
-
-
-def _until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _finished(run_id: int) -> Callable[[], bool]:
@@ -56,7 +36,7 @@ def test_the_worker_runs_the_query_and_its_rerun(celery_worker, incident, respon
     params = {"template": "sensitive_actions_after", "principal_id": "AROAQXAMPLENODEROLE01"}
     params |= {"since": "2026-11-18T00:00:00Z", "until": "2026-11-28T00:00:00Z"}
     run = actions.action_run_request(incident_id=incident.pk, action="query.run", actor=responder, params=params)
-    assert _until(_finished(run.pk))
+    assert wait_for(_finished(run.pk), timeout=30)
     run.refresh_from_db()
     # then
     assert run.status == ActionRun.Status.SUCCEEDED, run.error
@@ -67,7 +47,7 @@ def test_the_worker_runs_the_query_and_its_rerun(celery_worker, incident, respon
     rerun = actions.action_run_request(
         incident_id=incident.pk, action="query.run", actor=responder, params={}, parent_id=run.pk
     )
-    assert _until(_finished(rerun.pk))
+    assert wait_for(_finished(rerun.pk), timeout=30)
     rerun.refresh_from_db()
     assert rerun.status == ActionRun.Status.SUCCEEDED and rerun.result["verification"]["match"] is True
     assert evidence.custody.filter(action=CustodyEvent.Action.VERIFIED, detail__contains=f"#{rerun.pk}").exists()

@@ -10,12 +10,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -28,25 +26,15 @@ from integrations.models import Cluster
 from playbooks.actions import action_run_approve, action_run_request
 from playbooks.models import ActionRun
 from playbooks.tasks import action_run_task, action_runs_sweep_task
+from tests.worker import running_worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
-# The same per-process queue as the other worker tests: parallel test processes never share tasks.
-app.conf.task_default_queue = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
 
 
 @pytest.fixture(autouse=True)
 def roles(role_groups) -> None:  # type: ignore[no-untyped-def]
     """Transactional tests flush the migration-made role groups; recreate them."""
-
-
-def _wait_for(predicate, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _worker_process(media: Path) -> subprocess.Popen[bytes]:
@@ -121,13 +109,14 @@ def test_a_worker_killed_mid_apply_leaves_a_state_the_next_run_converges_from(
     # then: once the claim is past the hard time limit, the sweep re-queues it and a worker converges
     stale = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 1)
     ActionRun.objects.filter(pk=run.pk).update(claimed_at=stale)
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+    with running_worker():
         assert action_runs_sweep_task.apply().get() == 1
-        assert _wait_for(
+        assert wait_for(
             lambda: (
                 ActionRun.objects.get(pk=run.pk).status != ActionRun.Status.RUNNING
                 and ActionRun.objects.get(pk=run.pk).attempts == 2
-            )
+            ),
+            timeout=60,
         )
     run.refresh_from_db()
     assert run.status == ActionRun.Status.SUCCEEDED, run.error

@@ -1,48 +1,21 @@
 """Behaviour that crosses into the worker: a real Celery worker consuming from the real Redis broker."""
 
-import os
 import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
-from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from config.celery import app
-from incidents import permissions
 from incidents.models import CustodyEvent
 from incidents.services import evidence_add
 from incidents.tasks import evidence_reverify_all_task
+from tests.worker import running_worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-# A queue of this test process's own, so parallel test processes (each with its own test database)
-# never take each other's tasks. Set once: kombu caches the queue declarations of the app.
-app.conf.task_default_queue = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
-
 
 @pytest.fixture(autouse=True)
-def roles(transactional_db) -> None:
-    """Transactional tests flush the tables after each test, the migration-made role groups too."""
-    for name in permissions.ROLES:
-        Group.objects.get_or_create(name=name)
-
-
-@pytest.fixture
-def celery_worker(settings):
-    if not settings.CELERY_BROKER_URL.startswith("redis://"):
-        pytest.skip("needs the Redis broker that `make test` configures")
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        yield
-
-
-def _wait_for(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+def roles(role_groups) -> None:
+    """Transactional tests flush the migration-made role groups; recreate them."""
 
 
 def test_uploaded_evidence_is_re_verified_by_the_worker(celery_worker, incident, responder, settings, tmp_path) -> None:
@@ -53,7 +26,7 @@ def test_uploaded_evidence_is_re_verified_by_the_worker(celery_worker, incident,
         incident_id=incident.pk, actor=responder, upload=SimpleUploadedFile("a.log", b"audit line\n")
     )
     # then: the worker re-hashed the stored file and wrote the custody row
-    assert _wait_for(
+    assert wait_for(
         lambda: CustodyEvent.objects.filter(evidence=evidence, action=CustodyEvent.Action.VERIFIED).exists()
     )
     verified = CustodyEvent.objects.get(evidence=evidence, action=CustodyEvent.Action.VERIFIED)
@@ -62,14 +35,12 @@ def test_uploaded_evidence_is_re_verified_by_the_worker(celery_worker, incident,
 
 def test_worker_records_a_mismatch_when_the_file_changed_before_it_ran(incident, responder, settings, tmp_path) -> None:
     settings.MEDIA_ROOT = tmp_path
-    if not settings.CELERY_BROKER_URL.startswith("redis://"):
-        pytest.skip("needs the Redis broker that `make test` configures")
     # given: the task is queued but no worker runs yet, and the stored bytes change meanwhile
     evidence = evidence_add(incident_id=incident.pk, actor=responder, upload=SimpleUploadedFile("b.log", b"original"))
     (tmp_path / evidence.file.name).write_bytes(b"changed")
     # when: a worker comes up and takes the queued task
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        found = _wait_for(
+    with running_worker():
+        found = wait_for(
             lambda: CustodyEvent.objects.filter(evidence=evidence, action=CustodyEvent.Action.VERIFY_FAILED).exists()
         )
     # then
@@ -87,13 +58,13 @@ def test_periodic_sweep_reverifies_all_evidence_and_catches_tampering(
     kept = evidence_add(incident_id=incident.pk, actor=responder, upload=SimpleUploadedFile("kept.log", b"kept"))
     altered = evidence_add(incident_id=incident.pk, actor=responder, upload=SimpleUploadedFile("alt.log", b"alt"))
     verified = CustodyEvent.Action.VERIFIED
-    assert _wait_for(lambda: CustodyEvent.objects.filter(action=verified).count() == 2)
+    assert wait_for(lambda: CustodyEvent.objects.filter(action=verified).count() == 2)
     (tmp_path / altered.file.name).write_bytes(b"altered in storage")
     # when: beat's sweep runs
     assert evidence_reverify_all_task() == 2
     # then
-    assert _wait_for(lambda: CustodyEvent.objects.filter(evidence=kept, action=verified).count() == 2)
-    assert _wait_for(
+    assert wait_for(lambda: CustodyEvent.objects.filter(evidence=kept, action=verified).count() == 2)
+    assert wait_for(
         lambda: CustodyEvent.objects.filter(evidence=altered, action=CustodyEvent.Action.VERIFY_FAILED).exists()
     )
 
@@ -107,7 +78,7 @@ def test_a_requested_action_runs_in_the_worker_once(celery_worker, incident, res
     # when: the request commits, which enqueues the run for the worker
     run = actions.action_run_request(incident_id=incident.pk, action="test.echo", actor=responder, params={"text": "x"})
     # then: the worker claimed it once and stored the handler's result
-    assert _wait_for(lambda: ActionRun.objects.get(pk=run.pk).status == ActionRun.Status.SUCCEEDED)
+    assert wait_for(lambda: ActionRun.objects.get(pk=run.pk).status == ActionRun.Status.SUCCEEDED)
     run.refresh_from_db()
     assert run.attempts == 1 and run.result["summary"] == "echoed x"
 
@@ -128,7 +99,7 @@ def test_beat_sweep_in_the_worker_notifies_a_breach_once(celery_worker, playbook
     sla_breach_sweep_task.delay()
     sla_breach_sweep_task.delay()
     # then: one breach row and one email, whatever the interleaving
-    assert _wait_for(lambda: SlaBreach.objects.filter(incident=incident).exists())
+    assert wait_for(lambda: SlaBreach.objects.filter(incident=incident).exists())
     time.sleep(1.0)  # let the second sweep finish too
     assert SlaBreach.objects.filter(incident=incident).count() == 1
     assert [m.to for m in mailoutbox] == [[manager.email]]

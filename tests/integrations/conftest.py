@@ -6,6 +6,8 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from tests.worker import celery_worker  # noqa: F401 (a fixture for the worker tests: pytest finds it by name)
+
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:

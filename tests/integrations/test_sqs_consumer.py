@@ -5,7 +5,6 @@ it reaches moto only through AWS_ENDPOINT_URL, as a separate worker process woul
 """
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,7 +13,6 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from celery.contrib.testing.worker import start_worker
 from moto.server import ThreadedMotoServer
 
 from config.celery import app
@@ -22,11 +20,11 @@ from incidents.models import Finding, InboundPayload, Incident, QuarantinedDocum
 from incidents.services import ingest_sources
 from incidents.tasks import sqs_consume_task
 from tests.fixtures import GUARDDUTY, load_guardduty
+from tests.worker import running_worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 # A queue of this test process's own, as in tests/incidents/test_worker.py (same name, set once).
-app.conf.task_default_queue = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
 
 GUARDDUTY_PATTERN = {"source": ["aws.guardduty"], "detail-type": ["GuardDuty Finding"]}
 FIXTURES = [
@@ -98,11 +96,9 @@ def queue_url(sqs: Any, aws: str) -> str:
 @pytest.fixture
 def consumer(settings) -> Iterator[None]:
     """The real worker, with short long-polls so a run ends soon after the queue is drained."""
-    if not settings.CELERY_BROKER_URL.startswith("redis://"):
-        pytest.skip("needs the Redis broker that `make test` configures")
     settings.WATCHPOST_SQS_WAIT_SECONDS = 2
     settings.WATCHPOST_SQS_CONSUME_SECONDS = 20
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+    with running_worker(shutdown_timeout=30):
         yield
     with app.connection_for_write() as connection:  # no task of this test left for the next one
         connection.default_channel.queue_purge(app.conf.task_default_queue)

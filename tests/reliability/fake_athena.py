@@ -17,12 +17,11 @@ request is refused before Athena acts on it, so a throttled StartQueryExecution 
 Point boto3 at it with AWS_ENDPOINT_URL_ATHENA.
 """
 
-import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.reliability.fake_aws import LoopbackAws, sdk_attempt
 
 Cell = str | None
 OUTPUT = "s3://athena-results-123456789012/watchpost/"
@@ -49,7 +48,9 @@ class Execution:
     state: str = "QUEUED"
 
 
-class FakeAthena:
+class FakeAthena(LoopbackAws):
+    content_type = "application/x-amz-json-1.1"
+
     def __init__(
         self,
         columns: list[str],
@@ -57,27 +58,13 @@ class FakeAthena:
         *,
         fault: Callable[[int, str], bool] | None = None,
     ) -> None:
+        super().__init__()
         self.columns = columns
         self.rows = rows
         self.fault = fault or (lambda number, operation: False)
         self.log: list[Served] = []
         # Keyed by ClientRequestToken: the executions Athena actually started, in order.
         self.executions: dict[str, Execution] = {}
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> "FakeAthena":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def calls(self, operation: str, *, status: int | None = None) -> list[Served]:
         with self.lock:
@@ -150,31 +137,10 @@ class FakeAthena:
             reply["NextToken"] = str(start + size)
         return reply
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                operation = self.headers.get("X-Amz-Target", "").removeprefix("AmazonAthena.")
-                status, reply = fake._answer(operation, body)
-                sdk = dict(
-                    part.strip().split("=", 1)
-                    for part in self.headers.get("amz-sdk-request", "").split(";")
-                    if "=" in part
-                )
-                served = Served(operation, body, status, int(sdk.get("attempt", 0)), int(sdk.get("max", 0)))
-                with fake.lock:
-                    fake.log.append(served)
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-amz-json-1.1")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-                return
-
-        return Handler
+    def respond(self, path: str, headers: Any, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        operation = headers.get("X-Amz-Target", "").removeprefix("AmazonAthena.")
+        status, reply = self._answer(operation, body)
+        served = Served(operation, body, status, *sdk_attempt(headers.get("amz-sdk-request", "")))
+        with self.lock:
+            self.log.append(served)
+        return status, reply, {}

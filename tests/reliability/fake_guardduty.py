@@ -7,13 +7,12 @@ callable can answer any request with ThrottlingException, as AWS does when a cal
 Point boto3 at it with AWS_ENDPOINT_URL_GUARDDUTY.
 """
 
-import json
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.reliability.fake_aws import LoopbackAws, sdk_attempt
 
 LIST = re.compile(r"^/detector/(?P<detector>[^/]+)/findings$")
 GET = re.compile(r"^/detector/(?P<detector>[^/]+)/findings/get$")
@@ -30,27 +29,13 @@ class Served:
     max_attempts: int = 0
 
 
-class FakeGuardDuty:
+class FakeGuardDuty(LoopbackAws):
     def __init__(self, findings: list[dict[str, Any]], *, fault: Callable[[int, str], bool] | None = None) -> None:
+        super().__init__()
         self.findings = sorted(findings, key=lambda f: (f["updatedAt"], f["id"]))
         self.by_id = {f["id"]: f for f in self.findings}
         self.fault = fault or (lambda number, operation: False)
         self.log: list[Served] = []
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> "FakeGuardDuty":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def served_ids(self) -> list[str]:
         with self.lock:
@@ -80,36 +65,13 @@ class FakeGuardDuty:
             reply["nextToken"] = str(start + size)
         return 200, reply, "", []
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                status, reply, error, ids = fake._answer(self.path, body)
-                operation = "GetFindings" if self.path.endswith("/get") else "ListFindings"
-                sdk = dict(
-                    part.strip().split("=", 1)
-                    for part in self.headers.get("amz-sdk-request", "").split(";")
-                    if "=" in part
-                )
-                served = Served(operation, body, status, ids, int(sdk.get("attempt", 0)), int(sdk.get("max", 0)))
-                with fake.lock:
-                    fake.log.append(served)
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                if error:
-                    self.send_header("x-amzn-ErrorType", error)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-                return
-
-        return Handler
+    def respond(self, path: str, headers: Any, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        status, reply, error, ids = self._answer(path, body)
+        operation = "GetFindings" if path.endswith("/get") else "ListFindings"
+        served = Served(operation, body, status, ids, *sdk_attempt(headers.get("amz-sdk-request", "")))
+        with self.lock:
+            self.log.append(served)
+        return status, reply, {"x-amzn-ErrorType": error} if error else {}
 
 
 def _ms(value: str) -> int:

@@ -333,9 +333,9 @@ def rbac_remediate_run(*, run: ActionRun) -> dict[str, Any]:
             outcome = remediation.change_apply(api, change)
         except KubernetesConflictError as error:
             _conflict(run=run, api=api, error=error, outcomes=outcomes)
-        outcomes.append({k: v for k, v in remediation.outcome_as_dict(outcome).items() if k != "object_after"})
+        outcomes.append(_outcome_row(outcome))
         _remember(run, outcomes=outcomes)
-    after_objects = [remediation.object_read(api, c.kind, c.namespace, c.name) for c in plan.changes]
+    after_objects = _objects_now(api, plan)
     after_id = _evidence_once(
         run=run,
         key="after_evidence",
@@ -366,6 +366,16 @@ def rbac_remediate_run(*, run: ActionRun) -> dict[str, Any]:
     }
 
 
+def _outcome_row(outcome: Any) -> dict[str, Any]:
+    """An applied change as kept on the run: the object itself goes to evidence, not the row."""
+    return {k: v for k, v in remediation.outcome_as_dict(outcome).items() if k != "object_after"}
+
+
+def _objects_now(api: Any, plan: remediation.Plan) -> list[Any]:
+    """The plan's objects re-read after the run (None for one that no longer exists)."""
+    return [remediation.object_read(api, c.kind, c.namespace, c.name) for c in plan.changes]
+
+
 # -- rollback -------------------------------------------------------------------------------------
 def rbac_rollback_run(*, run: ActionRun) -> dict[str, Any]:
     parent = run.parent
@@ -390,9 +400,9 @@ def rbac_rollback_run(*, run: ActionRun) -> dict[str, Any]:
         except KubernetesConflictError as error:
             _event(run=run, actor=None, summary=f"Rollback stopped: {error}", data={"outcomes": outcomes})
             raise PermanentIntegrationError(f"{error}. Restore it by hand from snapshot evidence.") from error
-        outcomes.append({k: v for k, v in remediation.outcome_as_dict(outcome).items() if k != "object_after"})
+        outcomes.append(_outcome_row(outcome))
         _remember(run, outcomes=outcomes)
-    restored = [remediation.object_read(api, c.kind, c.namespace, c.name) for c in plan.changes]
+    restored = _objects_now(api, plan)
     evidence_id = _evidence_once(
         run=run,
         key="after_evidence",

@@ -7,10 +7,10 @@ Exit status 1, and no file left behind, when a piece of evidence no longer match
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from incidents.errors import EvidenceIntegrityError
+from incidents.management.users import command_user
 from incidents.models import Incident
 from incidents.services.bundle import evidence_bundle_export
 
@@ -24,11 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--as", dest="username", default="", help="Record the export as this user.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        user = None
-        if options["username"]:
-            user = get_user_model().objects.filter(username=options["username"]).first()
-            if user is None:
-                raise CommandError(f"No user {options['username']!r}.")
+        user = command_user(options["username"])
         out = Path(options["out"])
         try:
             with out.open("w+b") as file:

@@ -7,9 +7,9 @@ produce the report as a given user sees it.
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from incidents.management.users import command_user
 from incidents.models import Incident
 from incidents.services.reports import report_data, report_incident_get, report_markdown, report_pdf
 
@@ -24,11 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--as", dest="username", default="", help="Produce the report as this user sees it.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        user = None
-        if options["username"]:
-            user = get_user_model().objects.filter(username=options["username"]).first()
-            if user is None:
-                raise CommandError(f"No user {options['username']!r}.")
+        user = command_user(options["username"])
         try:
             incident = report_incident_get(user=user, incident_id=options["incident_id"])
         except Incident.DoesNotExist as exc:

@@ -1,8 +1,11 @@
-"""Response headers Django 5.2 does not set by itself."""
+"""Our middleware: the response headers Django 5.2 does not set by itself, session timeouts, the audit log."""
 
 import logging
+import time
 from collections.abc import Callable
 
+from django.conf import settings
+from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 
 # Everything is vendored and served from our own origin; htmx needs no inline script.
@@ -92,11 +95,6 @@ class SessionTimeoutMiddleware:
         return self.get_response(request)
 
     def _check(self, request: HttpRequest) -> None:
-        import time
-
-        from django.conf import settings
-        from django.contrib.auth import logout
-
         now = int(time.time())
         session = request.session
         started, seen = session.setdefault("wp_started", now), session.get("wp_seen", now)

@@ -25,17 +25,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from integrations.aws.session import CLIENT_CONFIG, account_session, aws_errors
 from integrations.errors import PermanentIntegrationError, TransientIntegrationError
+
+if TYPE_CHECKING:
+    # The kubernetes package costs ~35 MB of RSS (its generated model classes): imported where a cluster
+    # is actually called, so web and worker processes that never reach one do not carry it.
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
 
 TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - the EKS token format's prefix, not a secret
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
@@ -130,7 +132,7 @@ class _TokenCache:
 token_cache = _TokenCache()
 
 
-def eks_configuration(connection: Connection) -> k8s.Configuration:
+def eks_configuration(connection: Connection) -> "k8s.Configuration":
     """Endpoint and CA from DescribeCluster; the bearer token from the cache, refreshed before it expires."""
     session = account_session(
         account_id=connection.account_id,
@@ -142,13 +144,15 @@ def eks_configuration(connection: Connection) -> k8s.Configuration:
         cluster = session.client("eks", region_name=connection.region, config=CLIENT_CONFIG).describe_cluster(
             name=connection.eks_name
         )["cluster"]
+    from kubernetes import client as k8s
+
     configuration = k8s.Configuration()
     configuration.host = cluster["endpoint"]
     configuration.ssl_ca_cert = _ca_file(cluster["certificateAuthority"]["data"])
     configuration.api_key = {"BearerToken": token_cache.get(connection)}
     configuration.api_key_prefix = {"BearerToken": "Bearer"}
 
-    def refresh(conf: k8s.Configuration) -> None:  # the client calls this before every request
+    def refresh(conf: "k8s.Configuration") -> None:  # the client calls this before every request
         conf.api_key["BearerToken"] = token_cache.get(connection)
 
     configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]  # typed as None upstream
@@ -166,7 +170,11 @@ def _ca_file(data: str) -> str:
     return str(path)
 
 
-def api_client(connection: Connection) -> k8s.ApiClient:
+def api_client(connection: Connection) -> "k8s.ApiClient":
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
     if connection.is_eks:
         return k8s.ApiClient(eks_configuration(connection))
     try:
@@ -178,7 +186,7 @@ def api_client(connection: Connection) -> k8s.ApiClient:
 
 
 # -- errors ---------------------------------------------------------------------------------------
-def _status_message(exc: ApiException) -> str:
+def _status_message(exc: "ApiException") -> str:
     try:
         return str(json.loads(exc.body or "{}").get("message") or exc.reason or "")
     except (ValueError, AttributeError):
@@ -198,6 +206,8 @@ def missing_permission(message: str) -> str:
 
 
 def error_translate(exc: Exception, *, action: str, host: str = "") -> Exception:
+    from kubernetes.client.exceptions import ApiException
+
     if isinstance(exc, ApiException) and exc.status:
         status, message = int(exc.status), _status_message(exc)
         if status == 401:
@@ -222,8 +232,10 @@ def error_translate(exc: Exception, *, action: str, host: str = "") -> Exception
 
 
 @contextmanager
-def k8s_errors(action: str, *, api: k8s.ApiClient | None = None) -> Iterator[None]:
+def k8s_errors(action: str, *, api: "k8s.ApiClient | None" = None) -> Iterator[None]:
     """`with k8s_errors("list ClusterRoleBindings", api=api): ...`."""
+    from kubernetes.client.exceptions import ApiException
+
     try:
         yield
     except (ApiException, Urllib3HTTPError, OSError) as exc:

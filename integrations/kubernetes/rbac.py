@@ -13,11 +13,12 @@ Kubernetes permissions needed (ClusterRole in docs/kubernetes-rbac.md):
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
-from kubernetes import client as k8s
+from typing import TYPE_CHECKING, Any
 
 from integrations.kubernetes.client import REQUEST_TIMEOUT, k8s_errors, response_json
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s  # imported where a cluster is called: see integrations.kubernetes.client
 
 ANONYMOUS_USER = "system:anonymous"
 UNAUTHENTICATED = "system:unauthenticated"
@@ -169,7 +170,7 @@ def probe_as_dict(probe: Probe) -> dict[str, Any]:
 
 
 # -- fetch ----------------------------------------------------------------------------------------
-def _list_all(call: Callable[..., Any], what: str, api: k8s.ApiClient) -> tuple[dict[str, Any], ...]:
+def _list_all(call: Callable[..., Any], what: str, api: "k8s.ApiClient") -> tuple[dict[str, Any], ...]:
     items: list[dict[str, Any]] = []
     token: str | None = None
     while True:
@@ -183,7 +184,9 @@ def _list_all(call: Callable[..., Any], what: str, api: k8s.ApiClient) -> tuple[
             return tuple(items)
 
 
-def rbac_objects_fetch(api: k8s.ApiClient) -> RbacObjects:
+def rbac_objects_fetch(api: "k8s.ApiClient") -> RbacObjects:
+    from kubernetes import client as k8s
+
     rbac = k8s.RbacAuthorizationV1Api(api)
     return RbacObjects(
         cluster_roles=_list_all(rbac.list_cluster_role, "clusterroles", api),
@@ -411,7 +414,9 @@ def finding_probe(finding: Mapping[str, str]) -> Probe | None:
     return Probe(verb=verb, path=path, source="finding") if path else None
 
 
-def probes_run(api: k8s.ApiClient, probes: Iterable[Probe]) -> tuple[Probe, ...]:
+def probes_run(api: "k8s.ApiClient", probes: Iterable[Probe]) -> tuple[Probe, ...]:
+    from kubernetes import client as k8s
+
     """Ask the authorizer about user system:anonymous WITH group system:unauthenticated (DOMAIN.md §2.6)."""
     authorization = k8s.AuthorizationV1Api(api)
     results = []
@@ -447,6 +452,8 @@ def probes_run(api: k8s.ApiClient, probes: Iterable[Probe]) -> tuple[Probe, ...]
 
 
 def _snake(attributes: dict[str, Any]) -> dict[str, Any]:
+    from kubernetes import client as k8s
+
     if "nonResourceAttributes" in attributes:
         return {"non_resource_attributes": k8s.V1NonResourceAttributes(**attributes["nonResourceAttributes"])}
     return {"resource_attributes": k8s.V1ResourceAttributes(**attributes["resourceAttributes"])}
@@ -462,7 +469,9 @@ def report_with_probes(report: ExposureReport, probes: Iterable[Probe]) -> Expos
     )
 
 
-def rbac_inspect(api: k8s.ApiClient, *, finding: Mapping[str, str] | None = None) -> tuple[RbacObjects, ExposureReport]:
+def rbac_inspect(
+    api: "k8s.ApiClient", *, finding: Mapping[str, str] | None = None
+) -> tuple[RbacObjects, ExposureReport]:
     """Fetch, analyse and confirm: the whole inspection of one cluster."""
     objects = rbac_objects_fetch(api)
     report = exposure_analyse(objects)

@@ -25,9 +25,7 @@ bound role's permissions or `bind` on it; deleting has no such check.
 import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
-from kubernetes import client as k8s
+from typing import TYPE_CHECKING, Any
 
 from integrations.kubernetes.client import (
     REQUEST_TIMEOUT,
@@ -47,6 +45,9 @@ from integrations.kubernetes.rbac import (
     is_default,
     subject_label,
 )
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s  # imported where a cluster is called: see integrations.kubernetes.client
 
 REMOVE_SUBJECTS, DELETE, REMOVE_RULES = "remove-subjects", "delete", "remove-rules"
 APPLIED, ALREADY, RESTORED = "applied", "already", "restored"
@@ -247,7 +248,9 @@ _METHODS = {
 }
 
 
-def _call(api: k8s.ApiClient, verb: str, kind: str, namespace: str, name: str, **kwargs: Any) -> Any:
+def _call(api: "k8s.ApiClient", verb: str, kind: str, namespace: str, name: str, **kwargs: Any) -> Any:
+    from kubernetes import client as k8s
+
     suffix, namespaced = _METHODS[kind]
     method = getattr(k8s.RbacAuthorizationV1Api(api), f"{verb}_{suffix}")
     args: dict[str, Any] = {"namespace": namespace} if namespaced else {}
@@ -257,7 +260,7 @@ def _call(api: k8s.ApiClient, verb: str, kind: str, namespace: str, name: str, *
         return response_json(method(**args, **kwargs, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
 
 
-def object_read(api: k8s.ApiClient, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+def object_read(api: "k8s.ApiClient", kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     try:
         result: dict[str, Any] = _call(api, "read", kind, namespace, name)
         return result
@@ -282,7 +285,7 @@ def _json_patch(current_rv: str, before: Mapping[str, Any], target: Mapping[str,
 
 
 def _patch(
-    api: k8s.ApiClient, change: Change, current: Mapping[str, Any], target: Mapping[str, Any], *, dry_run: bool
+    api: "k8s.ApiClient", change: Change, current: Mapping[str, Any], target: Mapping[str, Any], *, dry_run: bool
 ) -> dict[str, Any]:
     ops = _json_patch(_meta(current).get("resourceVersion", ""), current, target)
     result: dict[str, Any] = _call(
@@ -298,7 +301,9 @@ def _patch(
     return result
 
 
-def _delete(api: k8s.ApiClient, change: Change, *, dry_run: bool) -> None:
+def _delete(api: "k8s.ApiClient", change: Change, *, dry_run: bool) -> None:
+    from kubernetes import client as k8s
+
     options = k8s.V1DeleteOptions(
         preconditions=k8s.V1Preconditions(resource_version=change.resource_version, uid=change.uid or None),
         dry_run=["All"] if dry_run else None,
@@ -347,7 +352,7 @@ def _changed_since(change: Change, current: Mapping[str, Any] | None) -> Kuberne
     return KubernetesConflictError(f"409 Conflict: {change.target} {what} since the plan was made; re-plan")
 
 
-def change_apply(api: k8s.ApiClient, change: Change, *, dry_run: bool = False) -> Outcome:
+def change_apply(api: "k8s.ApiClient", change: Change, *, dry_run: bool = False) -> Outcome:
     current = object_read(api, change.kind, change.namespace, change.name)
     rv_now = _meta(current).get("resourceVersion", "") if current else ""
     if change_satisfied(change, current):
@@ -362,7 +367,7 @@ def change_apply(api: k8s.ApiClient, change: Change, *, dry_run: bool = False) -
     return Outcome(change.target, change.operation, APPLIED, rv_now, _meta(written).get("resourceVersion", ""), written)
 
 
-def plan_dry_run(api: k8s.ApiClient, plan: Plan) -> list[dict[str, str]]:
+def plan_dry_run(api: "k8s.ApiClient", plan: Plan) -> list[dict[str, str]]:
     """Each change sent with dryRun=All: the server validates and authorises it, nothing is stored."""
     results = []
     for change in plan.changes:
@@ -389,7 +394,7 @@ def _for_create(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def change_restore(api: k8s.ApiClient, change: Change, *, expected_rv: str) -> Outcome:
+def change_restore(api: "k8s.ApiClient", change: Change, *, expected_rv: str) -> Outcome:
     """Put the object back exactly as the snapshot (`change.before`) had it, if nobody changed it since."""
     current = object_read(api, change.kind, change.namespace, change.name)
     rv_now = _meta(current).get("resourceVersion", "") if current else ""

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from incidents import timeline
@@ -353,16 +353,33 @@ def finding_observables(finding: NormalizedFinding) -> set[tuple[str, str]]:
 
 
 def observables_attach(*, incident: Incident, finding: NormalizedFinding) -> None:
-    values = finding_observables(finding)
-    if not values:
+    observables_link({incident.pk: finding_observables(finding)})
+
+
+def observables_link(wanted: dict[int, set[tuple[str, str]]]) -> None:
+    """Create the observables each incident names (shared rows) and link each incident to its own.
+
+    Two statements whatever the number of incidents. The link joins the wanted (incident, kind, value)
+    rows to the (kind, value) unique index: looking the ids up with `kind IN … AND value IN …` was a
+    sequential scan of every observable on each ingest. The link is a statement of its own, after the
+    insert, so its snapshot also holds an observable that a concurrent ingest committed in between
+    (the insert skipped it as a conflict).
+    """
+    rows = [(pk, kind, value) for pk, values in wanted.items() for kind, value in values]
+    if not rows:
         return
-    Observable.objects.bulk_create([Observable(kind=k, value=v) for k, v in values], ignore_conflicts=True)
-    # Both columns in the filter, so the (kind, value) unique index answers it; `value` alone scanned
-    # every observable, which made each ingest slower as the table grew.
-    kinds, wanted = {kind for kind, _ in values}, {value for _, value in values}
-    matching = Observable.objects.filter(kind__in=kinds, value__in=wanted).values_list("pk", "kind", "value")
-    ids = [pk for pk, kind, value in matching if (kind, value) in values]
+    unique = {(kind, value) for _, kind, value in rows}
+    Observable.objects.bulk_create([Observable(kind=k, value=v) for k, v in unique], ignore_conflicts=True)
     through = Observable.incidents.through
-    through.objects.bulk_create(
-        [through(observable_id=pk, incident_id=incident.pk) for pk in ids], ignore_conflicts=True
+    link, observable = through._meta.db_table, Observable._meta.db_table
+    # Plain VALUES rows (column1…3 on PostgreSQL and SQLite alike, which `make run` uses); `WHERE true`
+    # keeps SQLite from reading ON CONFLICT as part of the join. Only table names from the models'
+    # meta are formatted in; every value is a bound parameter.
+    sql = (
+        f'INSERT INTO "{link}" (observable_id, incident_id) '  # noqa: S608
+        f"SELECT o.id, w.column1 FROM (VALUES {', '.join(['(%s, %s, %s)'] * len(rows))}) AS w "
+        f'JOIN "{observable}" o ON o.kind = w.column2 AND o.value = w.column3 '
+        f"WHERE true ON CONFLICT DO NOTHING"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [cell for row in rows for cell in row])

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from incidents import outbound
-from incidents.models import Finding, Incident, Observable, TimelineEvent
+from incidents.models import Finding, Incident, TimelineEvent
 from incidents.services import findings as single
 from incidents.services.findings import CREATED, DUPLICATE, STALE, IngestResult, finding_key
 from integrations.aws.guardduty import NormalizedFinding
@@ -103,7 +103,9 @@ def _create_all(fresh: list[Numbered], payload: Any) -> dict[int, IngestResult]:
             for (_, f), incident in zip(fresh, incidents, strict=True)
         ]
     )  # fmt: skip
-    _observables_attach([(incident.pk, f) for (_, f), incident in zip(fresh, incidents, strict=True)])
+    single.observables_link(
+        {incident.pk: single.finding_observables(f) for (_, f), incident in zip(fresh, incidents, strict=True)}
+    )
     _events_create(fresh, incidents, rows)
     for incident in incidents:
         outbound.incident_created(incident=incident, actor=None)  # nothing unless someone subscribed
@@ -127,24 +129,6 @@ def _checklists_create(incident_ids: list[int]) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [ChecklistItem.Status.TODO, *incident_ids])
-
-
-def _observables_attach(pairs: list[tuple[int, NormalizedFinding]]) -> None:
-    wanted = {pk: single.finding_observables(f) for pk, f in pairs}
-    values = set().union(*wanted.values())
-    if not values:
-        return
-    Observable.objects.bulk_create([Observable(kind=k, value=v) for k, v in values], ignore_conflicts=True)
-    kinds, texts = {k for k, _ in values}, {v for _, v in values}
-    ids = {
-        (kind, value): pk
-        for pk, kind, value in Observable.objects.filter(kind__in=kinds, value__in=texts).values_list(
-            "pk", "kind", "value"
-        )
-    }
-    through = Observable.incidents.through
-    links = [through(observable_id=ids[v], incident_id=pk) for pk, vs in wanted.items() for v in vs if v in ids]
-    through.objects.bulk_create(links, ignore_conflicts=True)
 
 
 def _events_create(fresh: list[Numbered], incidents: list[Incident], rows: list[Finding]) -> None:

@@ -210,7 +210,9 @@ def _count(
     )
     sql = (
         f"SELECT slot, v, rows, n, flagged, failed FROM ({_grouped(rows, measures, total=True)}) "  # noqa: S608
-        "QUALIFY slot = $all OR (v <> '' AND row_number() OVER (PARTITION BY slot ORDER BY n DESC, first) <= $top) "
+        # Values that are not candidates were counted as NULL: filtered out before the ranking.
+        "WHERE slot = $all OR v <> '' "
+        "QUALIFY slot = $all OR row_number() OVER (PARTITION BY slot ORDER BY n DESC, first) <= $top "
         "ORDER BY slot, n DESC, first"
     )
     everything = (1 << len(SLOTS)) - 1

@@ -34,9 +34,9 @@ class AthenaConfig:
     output_location: str = ""  # empty: the workgroup's own result location
     expected_bucket_owner: str = ""
     region: str | None = None
-    # Read a SELECT's rows from the CSV Athena writes to the result location (one streamed GetObject)
-    # instead of GetQueryResults pages of 1,000 (Athena UG "Working with query results"): for large
-    # results. Needs s3:GetObject there.
+    # Take a SELECT's result as the CSV Athena writes to the result location (one streamed GetObject,
+    # copied byte for byte as the evidence) instead of GetQueryResults pages of 1,000 (Athena UG
+    # "Working with query results"): for large results. Needs s3:GetObject there.
     results_from_s3: bool = False
 
 

@@ -290,6 +290,20 @@ def test_summary_weighs_by_total_and_keeps_nulls_and_ties_in_order(tmp_path: Pat
     assert [row["flagged"] for row in summary.preview] == [False, True, True, True, False]
 
 
+def test_top_values_are_counted_over_every_row_for_the_candidates_of_the_sample(tmp_path: Path, monkeypatch) -> None:
+    from incidents.services import query_summary
+
+    # candidates: the 6 most frequent values of the first 10 rows (all tied, so the first 6 seen)
+    monkeypatch.setattr(query_summary, "SAMPLE_ROWS", 10)
+    monkeypatch.setattr(query_summary, "CANDIDATES", 6)
+    principals = [f"a{i}" for i in range(10)] + ["a0"] * 5 + ["a1"] * 4 + ["late"] * 9
+    summary = _summary(tmp_path, ("eventname", "arn"), [("GetObject", p) for p in principals], ())
+    # counted over all 28 rows; the 4 non-candidates of the sample and "late" (first seen after it) are
+    # left out, and do not push a candidate out of the top 5 either
+    assert summary.rows == 28
+    assert summary.top()["principals"] == [("a0", 6), ("a1", 5), ("a2", 1), ("a3", 1), ("a4", 1)]
+
+
 def test_the_preview_cuts_long_cells_but_the_evidence_keeps_them(tmp_path: Path) -> None:
     from incidents.services.query_summary import PREVIEW_CELL
 

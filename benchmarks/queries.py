@@ -1,16 +1,21 @@
 """`make bench-queries [ARGS=--quick]`: query results to CSV evidence, against same-run references (P9).
 
-P9 (PERF-REL-SEC.md A4): 1M rows × 12 columns (about 180 MB of CSV) stored as evidence with SHA-256
-computed while writing, in bounded memory:
+P9 (PERF-REL-SEC.md A4): 1M rows × 12 columns (about 300 MB in the evidence form) stored as evidence
+with SHA-256 computed while writing, in bounded memory. Both paths run as the app runs them (the
+query service's own functions): the result's bytes (`csvstream.csv_source`) go through the evidence
+service's `_HashingFile` into Django's FileSystemStorage, then the analysis pass
+(`query_summary.summarize_csv`: flags, top values, preview; DuckDB over the stored file) runs, in the
+same task as in the app, so its time is counted.
 - page path: the real `AthenaEngine.result()` over GetQueryResults-shaped pages of 1,000 rows (header on
-  the first page only; building the page dicts stands in for boto3's parsing), through `CsvStream` and
-  the evidence service's `_HashingFile` into Django's FileSystemStorage. Reference: `csv.writer` over
-  the same tuples into a plain file. Goal: ≥ 0.2 times the reference's rows/s.
-- S3 path: the CSV Athena leaves in its result location, read as a stream (a file read in 64 KiB
-  `read(amt)` calls, as botocore's StreamingBody does), through `_HashingFile` into the same storage.
-  Reference: `sha256sum` of the same file. Goal: ≥ 0.5 times its bytes/s.
-- Peak RSS of each path ≤ 64 MB. Each path runs in a fresh interpreter, so its peak is its own; the
-  interpreter with Django and boto3 imported is reported too (baseline), and the growth over it.
+  the first page only; building the page dicts stands in for boto3's parsing), rendered by `CsvStream`
+  in Athena's result-CSV form. Reference: `csv.writer` over the same tuples into a plain file (its own
+  CSV dialect). Goal: ≥ 0.2 times the reference's rows/s.
+- S3 path: `AthenaEngine.result()` with `results_from_s3`: the result object (the page path's output,
+  which is byte for byte what Athena writes) read through botocore's own StreamingBody and copied as
+  it is. Reference: `sha256sum` of the same file. Goal: ≥ 0.5 times its bytes/s.
+- Peak RSS ≤ 64 MB. Each path runs in a fresh interpreter, so its peak is its own; the interpreter
+  with Django and boto3 imported (baseline) is reported too, and the growth over it. The store step
+  alone and the page path without Django are reported as well, to show where memory goes.
 
 A measurement, not a test: the exit status is 0 even when a goal fails; failures are printed as FAIL.
 Results go to benchmarks/results/queries-latest.json.
@@ -78,6 +83,9 @@ class FakeAthena:
         self.count = count
         self._source = rows(count)
 
+    def get_query_execution(self, **params: Any) -> dict[str, Any]:
+        return {"QueryExecution": {"StatementType": "DML", "Status": {"State": "SUCCEEDED"}}}
+
     def get_query_results(self, **params: Any) -> dict[str, Any]:
         start = int(params.get("NextToken") or 0)
         end = min(start + PAGE, self.count)
@@ -142,47 +150,63 @@ def _store(stream: Any, directory: str) -> tuple[str, int, str]:
 
     hashing = _HashingFile(stream, name="result.csv", max_bytes=1 << 40)
     name = FileSystemStorage(location=directory).save("result.csv", hashing)
-    return name, hashing.count, hashing.digest.hexdigest()
+    return os.path.join(directory, name), hashing.count, hashing.digest.hexdigest()
+
+
+def _app_path(engine: Any, directory: str, baseline: float) -> dict[str, Any]:
+    """What the query service does with a finished result: store its CSV hashed, then analyse it."""
+    from incidents.services.query_summary import summarize_csv
+    from integrations.queries.csvstream import csv_source
+
+    started = time.perf_counter()
+    engine.status("bench")
+    result = engine.result("bench")
+    source = csv_source(result)
+    path, size, digest = _store(source, directory)
+    source.close()
+    stored, store_peak = time.perf_counter(), _peak_mb()
+    summary = summarize_csv(path, result.columns, preview_size=25, sensitive=("Create*", "Run*"))
+    finished = time.perf_counter()
+    return {
+        "seconds": finished - started,
+        "store_seconds": stored - started,
+        "analysis_seconds": finished - stored,
+        "bytes": size,
+        "rows": summary.rows,
+        "flagged": summary.flagged,
+        "sha256": digest,
+        "baseline_rss_mb": baseline,
+        "store_peak_rss_mb": store_peak,
+        "peak_rss_mb": _peak_mb(),
+        "path": path,
+    }
 
 
 def child_pages(count: int, directory: str) -> dict[str, Any]:
     _django()
     from integrations.queries.athena import AthenaConfig, AthenaEngine
-    from integrations.queries.csvstream import CsvStream
+
+    baseline = _peak_mb()
+    return _app_path(AthenaEngine(AthenaConfig(), client=FakeAthena(count)), directory, baseline)
+
+
+def child_bare(count: int, out: str) -> dict[str, Any]:
+    """The page path without Django or the analysis: engine → CsvStream → file. Its peak RSS is the
+    rendering code's own."""
+    from integrations.queries.athena import AthenaConfig, AthenaEngine
+    from integrations.queries.csvstream import CsvStream, csv_write
 
     baseline = _peak_mb()
     engine = AthenaEngine(AthenaConfig(), client=FakeAthena(count))
     started = time.perf_counter()
     result = engine.result("bench")
     stream = CsvStream(result.columns, result.rows)
-    name, size, digest = _store(stream, directory)
-    seconds = time.perf_counter() - started
+    size, digest = csv_write(out, stream)
     return {
-        "seconds": seconds,
+        "seconds": time.perf_counter() - started,
         "bytes": size,
         "rows": stream.rows,
         "sha256": digest,
-        "baseline_rss_mb": baseline,
-        "peak_rss_mb": _peak_mb(),
-        "path": os.path.join(directory, name),
-    }
-
-
-def child_bare(count: int, out: str) -> dict[str, Any]:
-    """The page path without Django: engine → CsvStream → file. Its peak RSS is the streaming code's own."""
-    from integrations.queries.athena import AthenaConfig, AthenaEngine
-    from integrations.queries.csvstream import csv_write
-
-    baseline = _peak_mb()
-    engine = AthenaEngine(AthenaConfig(), client=FakeAthena(count))
-    started = time.perf_counter()
-    result = engine.result("bench")
-    stream = csv_write(out, result.columns, result.rows)
-    return {
-        "seconds": time.perf_counter() - started,
-        "bytes": stream.size,
-        "rows": stream.rows,
-        "sha256": stream.sha256,
         "baseline_rss_mb": baseline,
         "peak_rss_mb": _peak_mb(),
     }
@@ -215,40 +239,25 @@ class FakeAthenaS3:
 
 
 def child_s3_app(source: str, directory: str) -> dict[str, Any]:
-    """The S3 path as the app runs it: the result CSV parsed and written back in the one CSV form
-    (so both paths give the same bytes and hash), with the summary observer the service uses."""
+    """The S3 path as the app runs it: the object copied byte for byte into storage, then analysed."""
     _django()
-    from incidents.services.query_summary import ResultSummary
     from integrations.queries.athena import AthenaConfig, AthenaEngine
-    from integrations.queries.csvstream import CsvStream
 
     baseline = _peak_mb()
     fake = FakeAthenaS3(source)
     engine = AthenaEngine(AthenaConfig(results_from_s3=True), client=fake, s3=fake)
-    started = time.perf_counter()
-    engine.status("bench")
-    result = engine.result("bench")
-    summary = ResultSummary(result.columns, 25, ("Create*", "Run*"))
-    stream = CsvStream(result.columns, result.rows, summary.observe)
-    name, size, digest = _store(stream, directory)
-    return {
-        "seconds": time.perf_counter() - started,
-        "bytes": size,
-        "rows": stream.rows,
-        "sha256": digest,
-        "baseline_rss_mb": baseline,
-        "peak_rss_mb": _peak_mb(),
-    }
+    return _app_path(engine, directory, baseline)
 
 
 def child_s3(source: str, directory: str) -> dict[str, Any]:
+    """The copy alone (no engine, no analysis): a file read as botocore's StreamingBody is, into storage."""
     _django()
     import boto3  # noqa: F401 - the S3 path runs where boto3 is loaded: count it in the baseline
 
     baseline = _peak_mb()
     body = StreamingBody(source)
     started = time.perf_counter()
-    name, size, digest = _store(body, directory)
+    path, size, digest = _store(body, directory)
     seconds = time.perf_counter() - started
     body.close()
     return {
@@ -257,7 +266,7 @@ def child_s3(source: str, directory: str) -> dict[str, Any]:
         "sha256": digest,
         "baseline_rss_mb": baseline,
         "peak_rss_mb": _peak_mb(),
-        "path": os.path.join(directory, name),
+        "path": path,
     }
 
 
@@ -299,67 +308,78 @@ def main() -> None:
         reference = _child("reference", str(count), reference_csv)
         pages = _child("pages", str(count), os.path.join(tmp, "pages"))
         bare = _child("bare", str(count), os.path.join(tmp, "bare.csv"))
-        s3 = _child("s3", reference_csv, os.path.join(tmp, "s3"))
-        s3_app = _child("s3app", reference_csv, os.path.join(tmp, "s3app"))
-        sum_seconds, sum_digest = _sha256sum(reference_csv)
+        # The object Athena would leave in S3 for these rows: the page path's evidence file, which the
+        # tests show is byte for byte Athena's form.
+        athena_csv = pages["path"]
+        s3 = _child("s3", athena_csv, os.path.join(tmp, "s3"))
+        s3_app = _child("s3app", athena_csv, os.path.join(tmp, "s3app"))
+        sum_seconds, sum_digest = _sha256sum(athena_csv)
         same_bytes = pages["sha256"] == bare["sha256"] == s3["sha256"] == s3_app["sha256"] == sum_digest
+    _report(count, reference, pages, bare, s3, s3_app, sum_seconds, same_bytes)
+
+
+def _report(
+    count: int,
+    reference: dict[str, Any],
+    pages: dict[str, Any],
+    bare: dict[str, Any],
+    s3: dict[str, Any],
+    s3_app: dict[str, Any],
+    sum_seconds: float,
+    same_bytes: bool,
+) -> None:
     page_ratio = reference["seconds"] / pages["seconds"]
-    # A Django worker with this project loaded already holds ~67 MB before any query (Celery, botocore,
-    # the admin): the evidence paths are judged by what streaming adds on top of that.
-    page_growth = pages["peak_rss_mb"] - pages["baseline_rss_mb"]
-    s3_growth = s3["peak_rss_mb"] - s3["baseline_rss_mb"]
-    s3_app_growth = s3_app["peak_rss_mb"] - s3_app["baseline_rss_mb"]
     s3_ratio = sum_seconds / s3["seconds"]
     s3_app_ratio = sum_seconds / s3_app["seconds"]
+    growth = {name: run["peak_rss_mb"] - run["baseline_rss_mb"] for name, run in (("pages", pages), ("s3app", s3_app))}
     report = {
         "code_version": _version(),
         "python": platform.python_version(),
         "rows": count,
-        "csv_bytes": reference["bytes"],
+        "csv_bytes": s3["bytes"],
         "reference_csv_writer": reference,
-        "page_path": pages,
-        "page_path_without_django": bare,
-        "s3_path_raw_copy": s3,
+        "page_path_as_the_app_runs_it": pages,
+        "page_path_without_django_or_analysis": bare,
+        "s3_path_copy_alone": s3,
         "s3_path_as_the_app_runs_it": s3_app,
         "sha256sum_seconds": sum_seconds,
         "same_bytes_everywhere": same_bytes,
         "page_ratio": page_ratio,
-        "s3_ratio": s3_ratio,
+        "s3_copy_ratio": s3_ratio,
         "s3_app_ratio": s3_app_ratio,
     }
     goals = [
-        ("page path ≥ 0.2 × csv.writer rows/s", page_ratio >= 0.2, f"{page_ratio:.2f}"),
-        ("S3 path, raw copy ≥ 0.5 × sha256sum bytes/s", s3_ratio >= 0.5, f"{s3_ratio:.2f}"),
-        ("S3 path as the app runs it ≥ 0.5 × sha256sum bytes/s", s3_app_ratio >= 0.5, f"{s3_app_ratio:.2f}"),
-        (
-            "page path peak RSS ≤ 64 MB (engine → CsvStream → file)",
-            bare["peak_rss_mb"] <= 64,
-            f"{bare['peak_rss_mb']:.1f} MB",
-        ),
-        ("page path into evidence storage: RSS growth ≤ 64 MB", page_growth <= 64, f"{page_growth:.1f} MB"),
-        ("S3 path into evidence storage: RSS growth ≤ 64 MB", s3_growth <= 64, f"{s3_growth:.1f} MB"),
-        ("S3 path as the app runs it: RSS growth ≤ 64 MB", s3_app_growth <= 64, f"{s3_app_growth:.1f} MB"),
+        ("page path (store + analysis) ≥ 0.2 × csv.writer rows/s", page_ratio >= 0.2, f"{page_ratio:.2f}"),
+        ("S3 path (copy + hash + analysis) ≥ 0.5 × sha256sum bytes/s", s3_app_ratio >= 0.5, f"{s3_app_ratio:.2f}"),
+        ("S3 copy alone ≥ 0.5 × sha256sum bytes/s", s3_ratio >= 0.5, f"{s3_ratio:.2f}"),
+        ("page path peak RSS ≤ 64 MB", pages["peak_rss_mb"] <= 64, f"{pages['peak_rss_mb']:.1f} MB"),
+        ("S3 path peak RSS ≤ 64 MB", s3_app["peak_rss_mb"] <= 64, f"{s3_app['peak_rss_mb']:.1f} MB"),
+        ("page path RSS growth over the baseline ≤ 64 MB", growth["pages"] <= 64, f"{growth['pages']:.1f} MB"),
+        ("S3 path RSS growth over the baseline ≤ 64 MB", growth["s3app"] <= 64, f"{growth['s3app']:.1f} MB"),
         ("identical CSV bytes and hash on every path", same_bytes, str(same_bytes)),
     ]
-    mb = reference["bytes"] / 1e6
+    mb = s3["bytes"] / 1e6
     rate = count / reference["seconds"]
-    print(f"  reference csv.writer: {reference['seconds']:.2f} s ({rate:,.0f} rows/s, {mb:.0f} MB)")
     print(
-        f"  page path:            {pages['seconds']:.2f} s ({count / pages['seconds']:,.0f} rows/s); "
-        f"peak RSS {pages['peak_rss_mb']:.1f} MB (interpreter with Django+boto3 {pages['baseline_rss_mb']:.1f} MB)"
+        f"  reference csv.writer: {reference['seconds']:.2f} s ({rate:,.0f} rows/s, {reference['bytes'] / 1e6:.0f} MB)"
     )
     print(
-        f"  page path, no Django: {bare['seconds']:.2f} s ({count / bare['seconds']:,.0f} rows/s); "
+        f"  reference sha256sum:  {sum_seconds:.2f} s ({mb / sum_seconds:,.0f} MB/s over {mb:.0f} MB of evidence CSV)"
+    )
+    for label, run in (("page path", pages), ("S3 path  ", s3_app)):
+        print(
+            f"  {label}:            {run['seconds']:.2f} s = store {run['store_seconds']:.2f} s + analysis "
+            f"{run['analysis_seconds']:.2f} s ({count / run['seconds']:,.0f} rows/s, {mb / run['seconds']:,.0f} MB/s); "
+            f"peak RSS {run['peak_rss_mb']:.1f} MB (store step {run['store_peak_rss_mb']:.1f} MB; "
+            f"interpreter with Django+boto3 {run['baseline_rss_mb']:.1f} MB)"
+        )
+    print(
+        f"  page path, no Django, no analysis: {bare['seconds']:.2f} s ({count / bare['seconds']:,.0f} rows/s); "
         f"peak RSS {bare['peak_rss_mb']:.1f} MB (interpreter with boto3 {bare['baseline_rss_mb']:.1f} MB)"
     )
-    print(f"  reference sha256sum:  {sum_seconds:.2f} s ({mb / sum_seconds:,.0f} MB/s)")
     print(
-        f"  S3 path, raw copy:    {s3['seconds']:.2f} s ({mb / s3['seconds']:,.0f} MB/s); "
+        f"  S3 copy alone:        {s3['seconds']:.2f} s ({mb / s3['seconds']:,.0f} MB/s); "
         f"peak RSS {s3['peak_rss_mb']:.1f} MB (baseline {s3['baseline_rss_mb']:.1f} MB)"
-    )
-    print(
-        f"  S3 path, app (parse): {s3_app['seconds']:.2f} s ({mb / s3_app['seconds']:,.0f} MB/s); "
-        f"peak RSS {s3_app['peak_rss_mb']:.1f} MB (baseline {s3_app['baseline_rss_mb']:.1f} MB)"
     )
     for label, ok, figure in goals:
         print(f"  {'PASS' if ok else 'FAIL'}  {label}: {figure}")

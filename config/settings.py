@@ -348,7 +348,7 @@ WATCHPOST_ATHENA_DATABASE = env.str("WATCHPOST_ATHENA_DATABASE", default="defaul
 WATCHPOST_ATHENA_TABLE = env.str("WATCHPOST_ATHENA_TABLE", default="cloudtrail_logs_pp")
 WATCHPOST_ATHENA_OUTPUT_LOCATION = env.str("WATCHPOST_ATHENA_OUTPUT_LOCATION", default="")
 WATCHPOST_ATHENA_EXPECTED_BUCKET_OWNER = env.str("WATCHPOST_ATHENA_EXPECTED_BUCKET_OWNER", default="")
-# Read results from the CSV in the result location (one streamed GetObject) instead of GetQueryResults pages.
+# Copy results from the CSV in the result location (one streamed GetObject) instead of GetQueryResults pages.
 WATCHPOST_ATHENA_RESULTS_FROM_S3 = env.bool("WATCHPOST_ATHENA_RESULTS_FROM_S3", default=False)
 # The trail's S3 location for the setup DDL: s3://<bucket>/AWSLogs/<account>/CloudTrail/<region>.
 WATCHPOST_CLOUDTRAIL_S3_LOCATION = env.str("WATCHPOST_CLOUDTRAIL_S3_LOCATION", default="")

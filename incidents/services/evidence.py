@@ -28,6 +28,8 @@ CHUNK = 1024 * 1024
 class _HashingFile(File):  # type: ignore[type-arg]
     """Hashes exactly the bytes the storage backend reads, so the hash describes what was written."""
 
+    DEFAULT_CHUNK_SIZE = CHUNK  # Django's 64 KiB means 16 times the Python calls for a large result
+
     def __init__(self, file: IO[bytes], *, name: str, max_bytes: int) -> None:
         super().__init__(file, name=name)
         self._source = file
@@ -179,13 +181,16 @@ def evidence_acquire(
     provenance: dict[str, Any],
     max_bytes: int,
     describe: Callable[[Evidence], tuple[str, dict[str, Any]]],
+    inspect: Callable[[Evidence], None] | None = None,
 ) -> Evidence:
     """Evidence the app acquires itself (a query result …), streamed from `stream` and hashed as written.
 
     The bytes are written before the transaction, so a long stream never holds the incident's row
     lock; the row, its ACQUIRED custody event and the timeline event then commit together, and the
-    file is removed if they do not. `describe(evidence)` runs once the stream is consumed (hash and
-    size known): it may complete `evidence.provenance` and returns the timeline summary and data.
+    file is removed if they do not. `inspect(evidence)` runs once the bytes are stored (file name,
+    hash and size set), still outside the transaction: a long read of the stored file (the analysis
+    of a query result) holds no lock either. `describe(evidence)` then runs inside it: it may complete
+    `evidence.provenance` and returns the timeline summary and data.
     """
     incident = Incident.objects.get(pk=incident_id)
     _require_open(incident)
@@ -196,11 +201,13 @@ def evidence_acquire(
     saved = ""
     try:
         saved = storage.save(target, hashing, max_length=evidence.file.field.max_length)
+        evidence.file.name = saved
+        evidence.sha256, evidence.size = hashing.digest.hexdigest(), hashing.count
+        if inspect is not None:
+            inspect(evidence)
         with transaction.atomic():
             incident = _locked(incident_id=incident_id, actor=None)
             _require_open(incident)
-            evidence.file.name = saved
-            evidence.sha256, evidence.size = hashing.digest.hexdigest(), hashing.count
             evidence.description, evidence.uploaded_by, evidence.provenance = description, actor, provenance
             summary, data = describe(evidence)
             evidence.save()

@@ -2,10 +2,13 @@
 
 The handler (`query_run`, called by `playbooks.tasks.action_run_task`) resolves the template and its
 parameters, checks coverage (is there any history to search), starts the query on the configured
-engine, polls it with backoff while publishing progress and honouring cancel, then streams the rows
-into a CSV evidence file hashed while written, with the query's provenance on the evidence record.
-Rows whose eventName is on the seed's sensitive-actions list are flagged and counted; a short summary
-goes on the timeline. A run whose `parent` is an earlier query run re-runs it to verify the hash.
+engine, polls it with backoff while publishing progress and honouring cancel, then stores the result
+as a CSV evidence file hashed while written (`csvstream`: Athena's result object is copied byte for
+byte; rows from GetQueryResults pages, DuckDB or Logs Insights are rendered in the same form), with the
+query's provenance on the evidence record. A second pass over the stored file (`query_summary`) flags
+and counts rows whose eventName is on the seed's sensitive-actions list and finds the top values and
+the preview; a short summary goes on the timeline. A run whose `parent` is an earlier query run
+re-runs it to verify the hash, which works across engines' paths because the bytes are the same.
 """
 
 import hashlib
@@ -15,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,12 +26,12 @@ from incidents import timeline
 from incidents.errors import ValidationError
 from incidents.models import CustodyEvent, Evidence, Incident
 from incidents.services.evidence import _custody, evidence_acquire
-from incidents.services.query_summary import ResultSummary
+from incidents.services.query_summary import ResultSummary, summarize_csv
 from integrations.aws.logs import AuditCoverage, LogsInsightsEngine, audit_coverage, audit_log_group
 from integrations.errors import PermanentIntegrationError
 from integrations.queries import athena, embedded
 from integrations.queries.base import QueryEngine, QueryRequest, QueryResult, QueryState, QueryStatus
-from integrations.queries.csvstream import CsvStream
+from integrations.queries.csvstream import SpoolingReader, csv_source
 from playbooks.actions import action_run_progress
 from playbooks.models import ActionRun
 from playbooks.query_templates import (
@@ -290,23 +294,9 @@ def _keep(
     coverage: AuditCoverage | None,
     parent: ActionRun | None,
 ) -> dict[str, Any]:
-    sensitive = library().sensitive_actions if spec.template.source == "cloudtrail" else ()
-    summary = ResultSummary(result.columns, settings.WATCHPOST_QUERY_PREVIEW_ROWS, sensitive)
-    stream = CsvStream(result.columns, result.rows, summary.observe)
     provenance = _provenance(run, spec, request, execution_id, status) | {"result_source": result.source}
-    name = f"{run.incident.reference}-{spec.template.name}-run{run.pk}.csv"
     gap = _gap(spec, status, coverage)
-    evidence = evidence_acquire(
-        incident_id=run.incident_id,
-        actor=run.requested_by,
-        stream=stream,  # type: ignore[arg-type]  # a RawIOBase: read() is all the storage needs
-        name=name,
-        content_type="text/csv",
-        description=f"{spec.template.title} ({spec.engine})",
-        provenance=provenance,
-        max_bytes=settings.WATCHPOST_QUERY_RESULT_MAX_BYTES,
-        describe=lambda evidence: _describe(evidence, spec, summary, run, gap),
-    )
+    evidence, summary = _store(run, spec, result, provenance, gap)
     verification = _verify(run, parent, evidence) if parent is not None else None
     return {
         "execution_id": execution_id,
@@ -324,6 +314,51 @@ def _keep(
         "verification": verification,
         "summary": _run_text(summary, evidence, verification, result.warnings),
     }
+
+
+def _store(
+    run: ActionRun, spec: QuerySpec, result: QueryResult, provenance: dict[str, Any], gap: str
+) -> tuple[Evidence, ResultSummary]:
+    """Store the result's CSV as evidence, then analyse the stored bytes (before the row commits)."""
+    sensitive = library().sensitive_actions if spec.template.source == "cloudtrail" else ()
+    source = csv_source(result)
+    # The analysis reads a local file: the stored one on a local disk, else a copy kept while storing.
+    spool = None if _local_storage() else SpoolingReader(source)
+    summaries: list[ResultSummary] = []
+
+    def analyse(evidence: Evidence) -> None:
+        if spool is not None:
+            spool.spool.flush()
+        path = spool.spool.name if spool is not None else evidence.file.path
+        preview = settings.WATCHPOST_QUERY_PREVIEW_ROWS
+        summaries.append(summarize_csv(path, result.columns, preview_size=preview, sensitive=sensitive))
+
+    try:
+        evidence = evidence_acquire(
+            incident_id=run.incident_id,
+            actor=run.requested_by,
+            stream=spool if spool is not None else source,  # type: ignore[arg-type]  # read() is all it needs
+            name=f"{run.incident.reference}-{spec.template.name}-run{run.pk}.csv",
+            content_type="text/csv",
+            description=f"{spec.template.title} ({spec.engine})",
+            provenance=provenance,
+            max_bytes=settings.WATCHPOST_QUERY_RESULT_MAX_BYTES,
+            inspect=analyse,
+            describe=lambda evidence: _describe(evidence, spec, summaries[0], run, gap),
+        )
+    finally:
+        source.close()
+        if spool is not None:
+            spool.close()
+    return evidence, summaries[0]
+
+
+def _local_storage() -> bool:
+    """Whether evidence is stored as files on a local disk DuckDB can read (not S3, not in memory)."""
+    storage = Evidence._meta.get_field("file").storage  # type: ignore[attr-defined]
+    return isinstance(getattr(storage, "_wrapped", storage), FileSystemStorage) or isinstance(
+        storage, FileSystemStorage
+    )
 
 
 def _gap(spec: QuerySpec, status: QueryStatus, coverage: AuditCoverage | None) -> str:

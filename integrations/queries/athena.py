@@ -10,7 +10,7 @@ Parameters travel as ExecutionParameters, each a SQL literal as text ("'AIDA…'
 query string (Athena UG "Use parameterized queries").
 """
 
-import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +20,7 @@ import boto3
 from integrations.aws.session import CLIENT_CONFIG, aws_errors
 from integrations.errors import PermanentIntegrationError
 from integrations.queries.base import QueryRequest, QueryResult, QueryState, QueryStatus, Row
+from integrations.queries.csvstream import parse_lines
 
 PAGE_SIZE = 1000  # GetQueryResults' maximum
 MAX_QUERY_BYTES = 262_144
@@ -33,9 +34,9 @@ class AthenaConfig:
     output_location: str = ""  # empty: the workgroup's own result location
     expected_bucket_owner: str = ""
     region: str | None = None
-    # Read a SELECT's rows from the CSV Athena writes to the result location (one streamed GetObject)
-    # instead of GetQueryResults pages of 1,000 (Athena UG "Working with query results"): for large
-    # results. Needs s3:GetObject there.
+    # Take a SELECT's result as the CSV Athena writes to the result location (one streamed GetObject,
+    # copied byte for byte as the evidence) instead of GetQueryResults pages of 1,000 (Athena UG
+    # "Working with query results"): for large results. Needs s3:GetObject there.
     results_from_s3: bool = False
 
 
@@ -122,24 +123,36 @@ class AthenaEngine:
             for i, info in enumerate(first.get("ResultSet", {}).get("ResultSetMetadata", {}).get("ColumnInfo", []))
         )
         if from_s3:
-            return QueryResult(columns=columns, rows=self._s3_rows(location), source=location)
+            # The object is already in the evidence form (csvstream): copied as it is, never parsed.
+            return QueryResult(
+                columns=columns,
+                rows=self._s3_rows(location),
+                source=location,
+                open_csv=lambda: _Body(self._s3_body(location), location),
+            )
         return QueryResult(columns=columns, rows=self._rows(execution_id, first, select), source="GetQueryResults")
 
-    def _s3_rows(self, location: str) -> Iterator[Row]:
+    def _s3_body(self, location: str) -> Any:
         bucket, _, key = location.removeprefix("s3://").partition("/")
         params = {"Bucket": bucket, "Key": key}
         if self.config.expected_bucket_owner:
             params["ExpectedBucketOwner"] = self.config.expected_bucket_owner
         s3 = self._s3 if self._s3 is not None else s3_client(self.config.region)
         with aws_errors(f"S3 GetObject {location}"):
-            body = s3.get_object(**params)["Body"]
-        # Line by line with the line ends kept, so csv.reader joins a quoted value that spans lines.
-        reader = csv.reader(line.decode("utf-8") for line in body.iter_lines(keepends=True))
-        with aws_errors(f"S3 GetObject {location}"):
-            next(reader, None)  # the CSV's own header row
-            # Athena writes NULL as an empty unquoted field; csv cannot tell it from "", and both are
-            # written back as the same empty cell, so the evidence bytes match the GetQueryResults path.
-            yield from map(tuple, reader)
+            return s3.get_object(**params)["Body"]
+
+    def _s3_rows(self, location: str) -> Iterator[Row]:
+        """The object read back as rows (the command line, tests): NULL stays None, "" stays ""."""
+        body = _Body(self._s3_body(location), location)
+        try:
+            lines = (line.decode("utf-8") for line in body.iter_lines(keepends=True))
+            rows = parse_lines(lines)
+            next(rows, None)  # the CSV's own header row
+            yield from rows
+        except ValueError as exc:
+            raise PermanentIntegrationError(f"Athena result {location}: {exc}") from exc
+        finally:
+            body.close()
 
     def _page(self, execution_id: str, token: str | None, max_results: int = PAGE_SIZE) -> dict[str, Any]:
         params: dict[str, Any] = {"QueryExecutionId": execution_id, "MaxResults": max_results}
@@ -169,6 +182,30 @@ class AthenaEngine:
     def close(self) -> None:
         self._statement_types.clear()
         self._locations.clear()
+
+
+class _Body(io.RawIOBase):
+    """botocore's StreamingBody with its read errors (a connection dropped mid-object) as ours."""
+
+    def __init__(self, body: Any, location: str) -> None:
+        super().__init__()
+        self._body = body
+        self._what = f"S3 GetObject {location}"
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        with aws_errors(self._what):
+            return bytes(self._body.read(None if size is None or size < 0 else size))
+
+    def iter_lines(self, keepends: bool = False) -> Iterator[bytes]:
+        with aws_errors(self._what):
+            yield from self._body.iter_lines(keepends=keepends)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
 
 
 def _reason(status: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """The shape every query engine shares: start, poll, read rows in pages, stop."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -48,6 +48,14 @@ class QueryStatus:
     details: dict[str, str] = field(default_factory=dict)
 
 
+class ByteSource(Protocol):
+    """What evidence storage reads from: a stream of bytes, read in chunks, then closed."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class QueryResult:
     """Column names, and the rows as text (NULL as None), read lazily in pages."""
@@ -57,6 +65,9 @@ class QueryResult:
     warnings: tuple[str, ...] = ()
     # Where the rows were read from, for provenance: an API ("GetQueryResults") or an object URI.
     source: str = ""
+    # The result already in the evidence CSV form (csvstream), when the engine has it as an object:
+    # opened on demand and copied byte for byte instead of rendering `rows`. Only one of the two is read.
+    open_csv: Callable[[], ByteSource] | None = None
 
 
 class QueryEngine(Protocol):

@@ -73,9 +73,8 @@ def test_a_query_result_becomes_hashed_evidence_with_its_provenance(incident, re
     stored = Path(evidence.file.path).read_bytes()
     assert hashlib.sha256(stored).hexdigest() == evidence.sha256 == run.result["sha256"]
     assert evidence.size == len(stored) and evidence.content_type == "text/csv"
-    assert (
-        stored.splitlines()[0]
-        == b"eventtime,eventsource,eventname,awsregion,identitytype,arn,principalid,errorcode,useragent"
+    assert stored.splitlines()[0] == (
+        b'"eventtime","eventsource","eventname","awsregion","identitytype","arn","principalid","errorcode","useragent"'
     )
     assert len(stored.splitlines()) == 19
     out = io.StringIO()
@@ -242,16 +241,76 @@ def test_a_window_older_than_the_logs_says_so_on_the_case(incident, responder, e
     assert inside.result["coverage_gap"] == ""
 
 
-def test_summary_of_audit_rows_counts_only_failed_http_statuses_as_errors() -> None:
-    from incidents.services.query_summary import ResultSummary
+def _summary(tmp_path: Path, columns: tuple[str, ...], rows: list[tuple[str | None, ...]], sensitive: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """The analysis pass the service runs, over rows stored in the evidence CSV form."""
+    from incidents.services.query_summary import summarize_csv
+    from integrations.queries.csvstream import CsvStream, csv_write
 
-    summary = ResultSummary(("@timestamp", "user.username", "requestURI", "sourceIPs.0", "responseStatus.code"), 5, ())
-    for code in ("200", "403", "200", "401", None):
-        summary.observe(("2026-11-20 09:02:41.000", "system:anonymous", "/api", ATTACKER, code))
+    path = str(tmp_path / "result.csv")
+    csv_write(path, CsvStream(columns, iter(rows)))
+    return summarize_csv(path, columns, preview_size=5, sensitive=sensitive)
+
+
+def test_summary_of_audit_rows_counts_only_failed_http_statuses_as_errors(tmp_path: Path) -> None:
+    columns = ("@timestamp", "user.username", "requestURI", "sourceIPs.0", "responseStatus.code")
+    rows = [
+        ("2026-11-20 09:02:41.000", "system:anonymous", "/api", ATTACKER, code)
+        for code in ("200", "403", "200", "401", None)
+    ]
+    summary = _summary(tmp_path, columns, rows, ())
     top = summary.top()
-    assert top["errors"] == [("403", 1), ("401", 1)]
+    assert top["errors"] == [("403", 1), ("401", 1)] and summary.errors == 2
     assert top["principals"] == [("system:anonymous", 5)] and top["source_ips"] == [(ATTACKER, 5)]
-    assert top["events"] == [("/api", 5)] and summary.flagged == 0
+    assert top["events"] == [("/api", 5)] and summary.flagged == 0 and summary.rows == 5
+
+
+def test_summary_weighs_by_total_and_keeps_nulls_and_ties_in_order(tmp_path: Path) -> None:
+    # an aggregated result: each row stands for `total` calls; a non-numeric or NULL total counts once
+    columns = ("eventname", "arn", "total")
+    rows = [
+        ("GetObject", "arn:b", "2"),
+        ("CreateUser", "arn:a", "3"),
+        ("DeleteTrail", None, "x"),
+        ("CreateRole", "", None),
+        ("ListBuckets", "arn:a", "2"),
+    ]
+    summary = _summary(tmp_path, columns, rows, ("Create*", "Delete*"))
+    assert summary.rows == 5 and summary.flagged == 3 + 1 + 1
+    # GetObject and ListBuckets tie at 2: the one seen first comes first, as Counter.most_common had it
+    assert summary.top()["events"] == [
+        ("CreateUser", 3),
+        ("GetObject", 2),
+        ("ListBuckets", 2),
+        ("DeleteTrail", 1),
+        ("CreateRole", 1),
+    ]
+    assert summary.top()["principals"] == [("arn:a", 5), ("arn:b", 2)]
+    # the preview keeps NULL apart from the empty string, and marks the sensitive rows
+    assert [row["cells"][1] for row in summary.preview] == ["arn:b", "arn:a", None, "", "arn:a"]
+    assert [row["flagged"] for row in summary.preview] == [False, True, True, True, False]
+
+
+def test_top_values_are_counted_over_every_row_for_the_candidates_of_the_sample(tmp_path: Path, monkeypatch) -> None:
+    from incidents.services import query_summary
+
+    # candidates: the 6 most frequent values of the first 10 rows (all tied, so the first 6 seen)
+    monkeypatch.setattr(query_summary, "SAMPLE_ROWS", 10)
+    monkeypatch.setattr(query_summary, "CANDIDATES", 6)
+    principals = [f"a{i}" for i in range(10)] + ["a0"] * 5 + ["a1"] * 4 + ["late"] * 9
+    summary = _summary(tmp_path, ("eventname", "arn"), [("GetObject", p) for p in principals], ())
+    # counted over all 28 rows; the 4 non-candidates of the sample and "late" (first seen after it) are
+    # left out, and do not push a candidate out of the top 5 either
+    assert summary.rows == 28
+    assert summary.top()["principals"] == [("a0", 6), ("a1", 5), ("a2", 1), ("a3", 1), ("a4", 1)]
+
+
+def test_the_preview_cuts_long_cells_but_the_evidence_keeps_them(tmp_path: Path) -> None:
+    from incidents.services.query_summary import PREVIEW_CELL
+
+    summary = _summary(tmp_path, ("eventname", "requestparameters"), [("CreateRole", "x" * 5000)], ("Create*",))
+    (row,) = summary.preview
+    assert row["flagged"] and len(row["cells"][1]) == PREVIEW_CELL and row["cells"][1].endswith("…")
+    assert len((tmp_path / "result.csv").read_bytes()) > 5000
 
 
 def test_the_evidence_bundle_carries_the_query_provenance(incident, responder, manager) -> None:
@@ -274,17 +333,27 @@ def test_the_query_time_limit_ends_before_the_task_is_killed(settings) -> None:
     assert settings.WATCHPOST_QUERY_TIMEOUT_SECONDS + 60 <= settings.CELERY_TASK_SOFT_TIME_LIMIT
 
 
-def test_the_preview_cuts_long_cells_but_the_evidence_keeps_them() -> None:
-    from incidents.services.query_summary import PREVIEW_CELL, ResultSummary
-
-    summary = ResultSummary(("eventname", "requestparameters"), 5, ("Create*",))
-    summary.observe(("CreateRole", "x" * 5000))
-    (row,) = summary.preview
-    assert row["flagged"] and len(row["cells"][1]) == PREVIEW_CELL and row["cells"][1].endswith("…")
-
-
 def test_a_run_without_a_result_cannot_be_verified(incident, responder) -> None:
     failed = _run(incident, responder, template="source_ip_activity", source_ip="not-an-ip")
     assert failed.status == Status.FAILED
     rerun = _run(incident, responder, parent=failed)
     assert rerun.status == Status.FAILED and rerun.error == f"Run #{failed.pk} has no result to verify."
+
+
+def test_evidence_storage_that_is_not_a_local_disk_is_analysed_from_a_spooled_copy(
+    incident, responder, settings
+) -> None:
+    # given: evidence kept by a storage with no local files (as django-storages' S3 is)
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"}}
+    # when
+    run = _run(incident, responder, template="source_ip_activity", source_ip=ATTACKER, **WINDOW)
+    # then: the same analysis as on a local disk, and the stored bytes hash to the recorded value
+    assert run.status == Status.SUCCEEDED, run.error
+    assert run.result["rows"] == 18 and run.result["flagged"] == len(SENSITIVE)
+    evidence = Evidence.objects.get(pk=run.result["evidence_id"])
+    with evidence.file.storage.open(evidence.file.name, "rb") as stored:
+        data = stored.read()
+    assert (
+        hashlib.sha256(data).hexdigest() == evidence.sha256
+        and not Path(evidence.file.storage.path(evidence.file.name)).exists()
+    )

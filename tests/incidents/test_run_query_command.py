@@ -38,7 +38,7 @@ def test_writes_the_csv_and_prints_count_and_hash(tmp_path: Path) -> None:
     )
     data = target.read_bytes()
     assert line == f"sensitive_actions_after: 8 rows, sha256 {hashlib.sha256(data).hexdigest()}"
-    assert data.startswith(b"eventtime,eventsource,eventname,awsregion,sourceipaddress,arn,errorcode,")
+    assert data.startswith(b'"eventtime","eventsource","eventname","awsregion","sourceipaddress","arn","errorcode",')
     assert len(data.splitlines()) == 9
 
 

@@ -203,27 +203,72 @@ def test_sql_literal_doubles_quotes() -> None:
     assert sql_literal("' OR 1=1 --") == "''' OR 1=1 --'"
 
 
-def test_results_can_be_read_from_the_csv_in_the_result_location(moto: str) -> None:
-    # given: a result bucket; moto writes the result CSV there, as Athena does
-    boto3.client("s3").create_bucket(Bucket="athena-results")
-    rows = [["eventname", "total"], ["CreateUser", "1"], ["Tag, then delete", None], ["GetObject", "12"]]
-    inject(moto, rows)
-    inject(moto, rows)
-    pages = AthenaEngine(AthenaConfig(output_location="s3://athena-results/q/", region="us-east-1"))
-    from_s3 = AthenaEngine(
-        AthenaConfig(output_location="s3://athena-results/q/", region="us-east-1", results_from_s3=True)
-    )
+# Values that CSV writers get wrong: NULL and "" (Athena: an empty unquoted field vs ""), a comma, a line
+# break inside a value, non-ASCII text, a value that looks like the NULL marker's neighbourhood.
+TRICKY: list[list[str | None]] = [
+    ["eventname", "total"],
+    ["CreateUser", "1"],
+    ["Tag, then delete", None],
+    ["", "0"],
+    [None, ""],
+    ["line one\nline two", "3"],
+    ["Zugriff verweigert – ü 中文 🙂", "4"],
+]
+
+
+def athena_csv(rows: list[list[str | None]]) -> bytes:
+    """The result CSV as Athena writes it (PyAthena's AthenaCSVReader documents the same rules): every
+    value quoted with quotes doubled, NULL an empty unquoted field, LF line ends, UTF-8."""
+    quoted = (",".join("" if v is None else '"' + v.replace('"', '""') + '"' for v in row) + "\n" for row in rows)
+    return "".join(quoted).encode("utf-8")
+
+
+def _both_paths(rows: list[list[str | None]], replace_object: bytes | None = None) -> list[tuple[Any, bytes]]:
+    """The same injected result read through GetQueryResults pages and from the S3 result object."""
+    from integrations.queries.csvstream import csv_source
+
     read = []
-    for engine in (pages, from_s3):
+    for from_s3 in (False, True):
+        engine = AthenaEngine(
+            AthenaConfig(output_location="s3://athena-results/q/", region="us-east-1", results_from_s3=from_s3)
+        )
         execution_id = engine.start(QueryRequest(sql="SELECT eventname, total FROM t"), token=TOKEN)
         assert engine.status(execution_id).state is QueryState.SUCCEEDED
+        if from_s3 and replace_object is not None:
+            bucket, _, key = engine._locations[execution_id].removeprefix("s3://").partition("/")
+            boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=replace_object)
         result = engine.result(execution_id)
-        read.append((result.columns, list(result.rows)))
-    # then: the same columns and rows; a CSV cannot tell NULL from "" (both become the same empty cell
-    # in the evidence file), so the S3 path reads NULL as ""
-    columns = ("eventname", "total")
-    assert read[0] == (columns, [("CreateUser", "1"), ("Tag, then delete", None), ("GetObject", "12")])
-    assert read[1] == (columns, [("CreateUser", "1"), ("Tag, then delete", ""), ("GetObject", "12")])
+        source = csv_source(result)
+        read.append((result, source.read(-1)))
+        source.close()
+    return read
+
+
+def test_page_path_bytes_equal_the_result_object_athena_wrote(moto: str) -> None:
+    # given: a result bucket; moto writes the result CSV there as Athena does (quoted values, NULL bare, LF)
+    boto3.client("s3").create_bucket(Bucket="athena-results")
+    inject(moto, TRICKY)
+    inject(moto, TRICKY)
+    # when
+    (pages, rendered), (from_s3, copied) = _both_paths(TRICKY)
+    # then: the rendered pages are byte for byte the object, which is copied as it is
+    assert rendered == copied == athena_csv(TRICKY)
+    assert pages.source == "GetQueryResults" and from_s3.source.startswith("s3://athena-results/q/")
+    # and read back as rows, the object keeps NULL apart from "" as the pages' Datums do
+    assert list(from_s3.rows) == [tuple(row) for row in TRICKY[1:]]
+
+
+def test_page_path_bytes_equal_athenas_form_for_values_with_quotes(moto: str) -> None:
+    # moto 5.2.5 writes `"{value}"` without doubling a quote inside (real Athena doubles it), so here the
+    # object at the result location is replaced by Athena's form of the same rows before it is read.
+    boto3.client("s3").create_bucket(Bucket="athena-results")
+    rows = TRICKY + [['say "hi"', '"'], ['{"a":"b,c"}', '""']]
+    inject(moto, rows)
+    inject(moto, rows)
+    (_pages, rendered), (from_s3, copied) = _both_paths(rows, replace_object=athena_csv(rows))
+    assert rendered == copied == athena_csv(rows)
+    assert b'"say ""hi""",""""\n' in rendered
+    assert list(from_s3.rows)[-2:] == [('say "hi"', '"'), ('{"a":"b,c"}', '""')]
 
 
 def test_a_missing_result_object_is_a_permanent_error(moto: str) -> None:

@@ -62,10 +62,11 @@ def test_athena_run_keeps_the_result_and_the_execution_in_the_provenance(moto: s
     assert run.status == Status.SUCCEEDED, run.error
     assert run.result["rows"] == 2 and run.result["flagged"] == 1
     evidence = Evidence.objects.get(pk=run.result["evidence_id"])
+    # the evidence form is Athena's own result CSV: every value quoted, NULL an empty unquoted field, LF
     assert Path(evidence.file.path).read_bytes() == (
-        b"eventtime,eventsource,eventname,awsregion\r\n"
-        b"2026-11-20T09:44:02Z,iam.amazonaws.com,CreateUser,eu-west-1\r\n"
-        b"2026-11-20T09:41:05Z,s3.amazonaws.com,ListBuckets,\r\n"
+        b'"eventtime","eventsource","eventname","awsregion"\n'
+        b'"2026-11-20T09:44:02Z","iam.amazonaws.com","CreateUser","eu-west-1"\n'
+        b'"2026-11-20T09:41:05Z","s3.amazonaws.com","ListBuckets",\n'
     )
     p = evidence.provenance
     assert p["engine"] == "athena" and p["workgroup"] == "primary" and p["database"] == "default"
@@ -346,8 +347,8 @@ def test_the_command_line_runs_the_same_template_on_athena(moto: str, tmp_path: 
         stdout=out,
     )
     data = target.read_bytes()
-    assert (
-        data == b"eventtime,eventsource,eventname,awsregion\r\n2026-11-20T09:44:02Z,iam.amazonaws.com,CreateUser,\r\n"
+    assert data == (
+        b'"eventtime","eventsource","eventname","awsregion"\n"2026-11-20T09:44:02Z","iam.amazonaws.com","CreateUser",\n'
     )
     assert out.getvalue().strip() == f"source_ip_activity: 1 rows, sha256 {hashlib.sha256(data).hexdigest()}"
     (execution,) = boto3.client("athena").list_query_executions()["QueryExecutionIds"]

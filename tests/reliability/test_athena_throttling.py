@@ -15,9 +15,7 @@ the test vacuous). The controls remove the protections and must break the same c
 retries rows are lost; without the resume and with a fresh token per attempt a second query starts.
 """
 
-import csv
 import hashlib
-import io
 import random
 import time
 import uuid
@@ -66,11 +64,12 @@ def result_rows(count: int) -> list[list[Cell]]:
 
 
 def csv_bytes(columns: list[str], rows: list[list[Cell]]) -> bytes:
-    # The evidence format (integrations.queries.csvstream): RFC 4180, CRLF, NULL as an empty cell.
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows([columns, *rows])
-    return out.getvalue().encode()
+    # The evidence form (integrations.queries.csvstream), Athena's result CSV: every value quoted with
+    # quotes doubled, NULL an empty unquoted field, LF.
+    lines = (
+        ",".join("" if v is None else '"' + v.replace('"', '""') + '"' for v in row) + "\n" for row in [columns, *rows]
+    )
+    return "".join(lines).encode()
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
 """`manage.py run_query --engine duckdb|athena --template NAME --param key=value ... [--logs DIR] [--csv OUT]`.
 
-Runs one investigation query template outside any incident: the rows (with a header) go to the CSV
-file, and one line with the row count and the SHA-256 of the CSV bytes goes to standard output. The
-same template, parameters and logs always give the same hash, which is how a result kept as evidence
-can be reproduced by hand.
+Runs one investigation query template outside any incident: the result goes to the CSV file in the
+evidence form (`csvstream`: Athena's result object as it is, or rows rendered the same way), and one
+line with the row count and the SHA-256 of the CSV bytes goes to standard output. The same template,
+parameters and logs always give the same hash, which is how a result kept as evidence can be
+reproduced by hand.
 """
 
 import os
+import tempfile
 import time
 from typing import Any
 
@@ -14,10 +16,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from incidents.services.queries import QuerySpec, engine_build, engine_name_for, query_request
+from incidents.services.query_summary import summarize_csv
 from integrations.errors import IntegrationError
 from integrations.queries import embedded
 from integrations.queries.base import QueryEngine, QueryState
-from integrations.queries.csvstream import csv_write
+from integrations.queries.csvstream import csv_source, csv_write
 from playbooks.query_templates import QueryParamError, library, query_params_resolve
 
 
@@ -78,5 +81,13 @@ class Command(BaseCommand):
         result = engine.result(execution_id)
         for warning in result.warnings:
             self.stderr.write(warning)
-        stream = csv_write(csv_path or os.devnull, result.columns, result.rows)
-        return stream.rows, stream.sha256
+        with tempfile.TemporaryDirectory(prefix="watchpost-run-query-") as scratch:
+            # The rows are counted by the same analysis pass the app runs over the stored file.
+            path = csv_path or os.path.join(scratch, "result.csv")
+            source = csv_source(result)
+            try:
+                _size, sha256 = csv_write(path, source)
+            finally:
+                source.close()
+            rows = summarize_csv(path, result.columns, preview_size=0, sensitive=()).rows
+        return rows, sha256

@@ -331,6 +331,10 @@ def _report(
     page_ratio = reference["seconds"] / pages["seconds"]
     s3_ratio = sum_seconds / s3["seconds"]
     s3_app_ratio = sum_seconds / s3_app["seconds"]
+    # P9's subject is the evidence itself (rows or object → CSV file, SHA-256 while writing): the store step.
+    page_store_ratio = reference["seconds"] / pages["store_seconds"]
+    s3_store_ratio = sum_seconds / s3_app["store_seconds"]
+    store_growth = {n: r["store_peak_rss_mb"] - r["baseline_rss_mb"] for n, r in (("pages", pages), ("s3app", s3_app))}
     growth = {name: run["peak_rss_mb"] - run["baseline_rss_mb"] for name, run in (("pages", pages), ("s3app", s3_app))}
     report = {
         "code_version": _version(),
@@ -349,15 +353,29 @@ def _report(
         "s3_app_ratio": s3_app_ratio,
     }
     goals = [
-        ("page path (store + analysis) ≥ 0.2 × csv.writer rows/s", page_ratio >= 0.2, f"{page_ratio:.2f}"),
-        ("S3 path (copy + hash + analysis) ≥ 0.5 × sha256sum bytes/s", s3_app_ratio >= 0.5, f"{s3_app_ratio:.2f}"),
+        ("P9 page path, evidence (rows → CSV + SHA-256) ≥ 0.2 × csv.writer", page_store_ratio >= 0.2,
+         f"{page_store_ratio:.2f}"),
+        ("P9 S3 path, evidence (object → file + SHA-256) ≥ 0.5 × sha256sum", s3_store_ratio >= 0.5,
+         f"{s3_store_ratio:.2f}"),
+        ("P9 page path, evidence RSS growth in the worker ≤ 64 MB", store_growth["pages"] <= 64,
+         f"{store_growth['pages']:.1f} MB"),
+        ("P9 S3 path, evidence RSS growth in the worker ≤ 64 MB", store_growth["s3app"] <= 64,
+         f"{store_growth['s3app']:.1f} MB"),
+        ("P9 page path, evidence peak RSS without Django ≤ 64 MB", bare["peak_rss_mb"] <= 64,
+         f"{bare['peak_rss_mb']:.1f} MB"),
+        ("whole step with the analysis pass, page path ≥ 0.2 × csv.writer", page_ratio >= 0.2, f"{page_ratio:.2f}"),
+        ("whole step with the analysis pass, S3 path ≥ 0.5 × sha256sum", s3_app_ratio >= 0.5, f"{s3_app_ratio:.2f}"),
+        ("whole step peak RSS ≤ 64 MB, page path (Django+boto3 baseline alone is over)", pages["peak_rss_mb"] <= 64,
+         f"{pages['peak_rss_mb']:.1f} MB"),
+        ("whole step peak RSS ≤ 64 MB, S3 path (Django+boto3 baseline alone is over)", s3_app["peak_rss_mb"] <= 64,
+         f"{s3_app['peak_rss_mb']:.1f} MB"),
+        ("whole step RSS growth ≤ 64 MB, page path (DuckDB analysis)", growth["pages"] <= 64,
+         f"{growth['pages']:.1f} MB"),
+        ("whole step RSS growth ≤ 64 MB, S3 path (DuckDB analysis)", growth["s3app"] <= 64,
+         f"{growth['s3app']:.1f} MB"),
         ("S3 copy alone ≥ 0.5 × sha256sum bytes/s", s3_ratio >= 0.5, f"{s3_ratio:.2f}"),
-        ("page path peak RSS ≤ 64 MB", pages["peak_rss_mb"] <= 64, f"{pages['peak_rss_mb']:.1f} MB"),
-        ("S3 path peak RSS ≤ 64 MB", s3_app["peak_rss_mb"] <= 64, f"{s3_app['peak_rss_mb']:.1f} MB"),
-        ("page path RSS growth over the baseline ≤ 64 MB", growth["pages"] <= 64, f"{growth['pages']:.1f} MB"),
-        ("S3 path RSS growth over the baseline ≤ 64 MB", growth["s3app"] <= 64, f"{growth['s3app']:.1f} MB"),
         ("identical CSV bytes and hash on every path", same_bytes, str(same_bytes)),
-    ]
+    ]  # fmt: skip
     mb = s3["bytes"] / 1e6
     rate = count / reference["seconds"]
     print(

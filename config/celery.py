@@ -2,14 +2,27 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("watchpost")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def recycle_db_connections(task: Task | None = None, **_: Any) -> None:
+    """Around each task, what Django does around each request (settings.CELERY_DB_REUSE_MAX says why)."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return  # run inline by its caller, inside the caller's connection and transaction
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 def ensure_broker_folders() -> None:

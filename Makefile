@@ -83,6 +83,12 @@ bench-ingest: install-dev
 	./scripts/services.sh
 	$(TEST_ENV) $(BIN)/python benchmarks/ingest.py $(ARGS)
 
+## make bench-ingest-floor: PostgreSQL's own CPU per ingested event, the statements replayed without the app.
+.PHONY: bench-ingest-floor
+bench-ingest-floor: install-dev
+	./scripts/services.sh
+	$(TEST_ENV) $(BIN)/python benchmarks/ingest_floor.py $(ARGS)
+
 ## make bench-ui [ARGS="--rounds 9"]: first paint in headless Chromium, live vs static HTML (P13).
 .PHONY: bench-ui
 bench-ui: install-dev

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
-
-from integrations.aws.session import CLIENT_CONFIG, aws_errors
+from integrations.aws.session import aws_client, aws_errors
 from integrations.queries.base import QueryRequest, QueryResult, QueryState, QueryStatus, Row
 
 # Reference: CloudWatch Logs API GetQueryResults "status".
@@ -34,19 +32,11 @@ def audit_log_group(cluster: str) -> str:
     return f"/aws/eks/{cluster}/cluster"
 
 
-def logs_client(region: str | None) -> Any:
-    return boto3.session.Session().client("logs", region_name=region, config=CLIENT_CONFIG)
-
-
-def eks_client(region: str | None) -> Any:
-    return boto3.session.Session().client("eks", region_name=region, config=CLIENT_CONFIG)
-
-
 class LogsInsightsEngine:
     name = "logs_insights"
 
     def __init__(self, *, region: str | None, client: Any = None) -> None:
-        self.client = client if client is not None else logs_client(region)
+        self.client = client if client is not None else aws_client("logs", region)
         self._responses: dict[str, dict[str, Any]] = {}
         self._groups: dict[str, tuple[str, ...]] = {}
 
@@ -139,8 +129,8 @@ class AuditCoverage:
 
 def audit_coverage(*, cluster: str, region: str | None, eks: Any = None, logs: Any = None) -> AuditCoverage:
     """DescribeCluster's logging configuration and the audit log group's age and retention."""
-    eks = eks if eks is not None else eks_client(region)
-    logs = logs if logs is not None else logs_client(region)
+    eks = eks if eks is not None else aws_client("eks", region)
+    logs = logs if logs is not None else aws_client("logs", region)
     with aws_errors(f"EKS DescribeCluster {cluster}"):
         described = eks.describe_cluster(name=cluster)["cluster"]
     enabled = any(

@@ -79,8 +79,13 @@ def aws_errors(action: str) -> Iterator[None]:
         raise error_translate(exc, action=action) from exc
 
 
+def aws_client(service: str, region: str | None) -> Any:
+    """A client with Watchpost's own credentials (the default chain) and CLIENT_CONFIG's retries and timeouts."""
+    return boto3.session.Session().client(service, region_name=region, config=CLIENT_CONFIG)
+
+
 def _sts_client(region: str | None) -> Any:
-    return boto3.session.Session().client("sts", region_name=region, config=CLIENT_CONFIG)
+    return aws_client("sts", region)
 
 
 def _session_name(account_id: str) -> str:

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import boto3
-
-from integrations.aws.session import CLIENT_CONFIG, aws_errors
+from integrations.aws.session import aws_client, aws_errors
 
 # https://sqs.<region>.amazonaws.com/<account>/<name> (also the legacy <region>.queue.amazonaws.com form)
 _REGION_IN_URL = re.compile(r"^https?://(?:sqs\.)?([a-z]{2}(?:-[a-z]+)+-\d+)\.(?:queue\.)?amazonaws\.com")
@@ -35,7 +33,7 @@ def _region_of(queue_url: str) -> str | None:
 @lru_cache(maxsize=16)
 def _cached_client(region: str | None, endpoint: str) -> Any:
     del endpoint  # only part of the cache key: boto3 reads AWS_ENDPOINT_URL itself
-    return boto3.session.Session().client("sqs", region_name=region, config=CLIENT_CONFIG)
+    return aws_client("sqs", region)
 
 
 def _client(queue_url: str) -> Any:

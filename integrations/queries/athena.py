@@ -15,9 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-
-from integrations.aws.session import CLIENT_CONFIG, aws_errors
+from integrations.aws.session import aws_client, aws_errors
 from integrations.errors import PermanentIntegrationError
 from integrations.queries.base import QueryRequest, QueryResult, QueryState, QueryStatus, Row
 from integrations.queries.csvstream import parse_lines
@@ -46,11 +44,7 @@ def sql_literal(value: str) -> str:
 
 
 def athena_client(region: str | None) -> Any:
-    return boto3.session.Session().client("athena", region_name=region, config=CLIENT_CONFIG)
-
-
-def s3_client(region: str | None) -> Any:
-    return boto3.session.Session().client("s3", region_name=region, config=CLIENT_CONFIG)
+    return aws_client("athena", region)
 
 
 class AthenaEngine:
@@ -137,7 +131,7 @@ class AthenaEngine:
         params = {"Bucket": bucket, "Key": key}
         if self.config.expected_bucket_owner:
             params["ExpectedBucketOwner"] = self.config.expected_bucket_owner
-        s3 = self._s3 if self._s3 is not None else s3_client(self.config.region)
+        s3 = self._s3 if self._s3 is not None else aws_client("s3", self.config.region)
         with aws_errors(f"S3 GetObject {location}"):
             return s3.get_object(**params)["Body"]
 

@@ -1,4 +1,5 @@
-"""moto on loopback for the query tests: one server per test process, reset around each test."""
+"""moto on loopback for the AWS integration tests (queries, SQS, EKS tokens): one server per test module,
+reset around each query test."""
 
 from collections.abc import Iterator
 

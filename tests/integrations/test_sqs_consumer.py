@@ -13,7 +13,6 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from config.celery import app
 from incidents.models import Finding, InboundPayload, Incident, QuarantinedDocument
@@ -34,32 +33,23 @@ FIXTURES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture(autouse=True)
 def roles(role_groups) -> None:
     """Transactional tests flush the migration-made role groups after each test; recreate them."""
 
 
 @pytest.fixture
-def aws(moto_endpoint: str, monkeypatch) -> Iterator[str]:
+def aws(moto_server: str, monkeypatch) -> Iterator[str]:
     """A clean moto with this test's credentials and endpoint in the environment."""
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_SQS"):
         monkeypatch.delenv(name, raising=False)
-    yield moto_endpoint
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
+    yield moto_server
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
 
 
 @pytest.fixture

@@ -12,20 +12,10 @@ import boto3
 import pytest
 import requests
 from moto.moto_server.werkzeug_app import create_backend_app
-from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
 from integrations.kubernetes import client as k8s_client
 from integrations.kubernetes.client import Connection, eks_configuration, eks_token
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +30,16 @@ def sts_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws(moto_endpoint: str, sts_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+def aws(moto_server: str, sts_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts_endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_EKS"):
         monkeypatch.delenv(name, raising=False)
     k8s_client.token_cache.clear()
-    yield moto_endpoint
+    yield moto_server
     k8s_client.token_cache.clear()
 
 

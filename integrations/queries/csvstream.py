@@ -1,4 +1,4 @@
-"""Query results as evidence bytes: one CSV form for every engine and path, hashed as it is produced.
+"""Query results as evidence bytes: one CSV form for every engine and path, hashed as it is stored.
 
 The form is the CSV Athena itself writes to the query result location (and moto's Athena writes the
 same way): a header row of the column names, then one line per row; every value in double quotes
@@ -48,7 +48,9 @@ def _marked(row: Row) -> Row:
 
 
 class CsvStream(io.RawIOBase):
-    """Rows → the evidence CSV form, read like a file; `sha256`, `size` and `rows` describe what was read."""
+    """Rows → the evidence CSV form, read like a file; `size` and `rows` count what was read. The reader
+    hashes what it stores (the evidence service's `_HashingFile`, `csv_write`): hashing here too would
+    hash every byte twice."""
 
     def __init__(self, columns: Iterable[str], rows: Iterator[Row]) -> None:
         super().__init__()
@@ -57,7 +59,6 @@ class CsvStream(io.RawIOBase):
         self._writer = csv.writer(self._sink, quoting=csv.QUOTE_ALL, lineterminator=LINE_END)
         self._buffer = bytearray(self._render([tuple(columns)]))
         self._done = False
-        self.digest = hashlib.sha256()
         self.size = 0
         self.rows = 0
 
@@ -91,7 +92,6 @@ class CsvStream(io.RawIOBase):
         self._fill(size)
         chunk = bytes(self._buffer[:size])
         del self._buffer[:size]
-        self.digest.update(chunk)
         self.size += len(chunk)
         return chunk
 
@@ -99,10 +99,6 @@ class CsvStream(io.RawIOBase):
         chunk = self.read(len(target))
         target[: len(chunk)] = chunk
         return len(chunk)
-
-    @property
-    def sha256(self) -> str:
-        return self.digest.hexdigest()
 
 
 def csv_source(result: QueryResult) -> ByteSource:

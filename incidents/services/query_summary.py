@@ -7,9 +7,9 @@ limits) is a bound parameter; the SQL text holds only column names we generate (
 
 Memory stays bounded whatever the row count: DuckDB runs with a small memory limit on one thread,
 and the top values are counted only for candidates: the most frequent values of each column in the
-first SAMPLE_ROWS rows, at most CANDIDATES each (as the old row-by-row counters kept only the first
-10,000 values they saw). Counts, flags and error totals are exact over every row; a top list misses
-only a value that first appears after the sample and still outnumbers the candidates.
+first SAMPLE_ROWS rows, at most CANDIDATES each. Counts, flags and error totals are exact over every
+row; a top list misses only a value that first appears after the sample and still outnumbers the
+candidates.
 """
 
 import re
@@ -41,10 +41,8 @@ def _index(columns: tuple[str, ...], names: tuple[str, ...]) -> int | None:
     return next((lowered.index(n.lower()) for n in names if n.lower() in lowered), None)
 
 
-def sensitive_pattern(patterns: tuple[str, ...]) -> str:
-    """The sensitive-action globs (letters and `*`) as one RE2 pattern, matched against a whole name."""
-    if not patterns:
-        return "(?!)"  # RE2 has no lookahead: this is never compiled (see `_flag`)
+def _sensitive_pattern(patterns: tuple[str, ...]) -> str:
+    """The sensitive-action globs (letters and `*`, at least one) as one RE2 pattern, matched against a whole name."""
     return "(?s)(?:" + "|".join(".*".join(map(re.escape, p.split("*"))) for p in patterns) + ")"
 
 
@@ -92,7 +90,7 @@ class _Plan:
         if errors != "NULL::VARCHAR" and _index(columns, _ERROR_COLUMNS) == _index(columns, ("responseStatus.code",)):
             errors = f"CASE WHEN left({errors}, 1) IN ('4', '5') THEN {errors} END"  # HTTP status: 4xx/5xx only
         weight_index = _index(columns, ("total",))
-        # int(value or 1) in the row-by-row counters: an empty or non-numeric total counts once.
+        # An empty or non-numeric total counts the row once.
         weight = "1" if weight_index is None else f"COALESCE(TRY_CAST(c{weight_index} AS BIGINT), 1)"
         slots = {
             "events": col(_EVENT_COLUMNS),
@@ -128,7 +126,7 @@ def summarize_csv(
 
     plan = _Plan.of(columns)
     params: dict[str, Any] = {"path": path, "columns": {f"c{i}": "VARCHAR" for i in range(plan.width)}}
-    flagging = params | ({"pattern": sensitive_pattern(sensitive)} if "$pattern" in _flag(plan, sensitive) else {})
+    flagging = params | ({"pattern": _sensitive_pattern(sensitive)} if "$pattern" in _flag(plan, sensitive) else {})
     connection = duckdb.connect(":memory:", config={"memory_limit": MEMORY_LIMIT, "threads": THREADS})
     try:
         summary.preview = _preview(connection, plan, flagging, sensitive, preview_size)

@@ -23,8 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# Importing benchmarks.ingest points DATABASE_URL at the bench database before Django is set up.
 from benchmarks.ingest import backend_pid, make_documents, process_cpu, tables_reset  # noqa: E402
-from benchmarks.ingest import django as _django  # noqa: E402 - the module points DATABASE_URL at the bench database
 
 ACCOUNT, REGION = "210987654321", "eu-west-1"
 
@@ -131,7 +131,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1000, help="events per run (default 1,000)")
     args = parser.parse_args()
-    _django.setup()
+    import django
+
+    django.setup()
     from django.core.management import call_command
 
     from benchmarks.common import database_ensure

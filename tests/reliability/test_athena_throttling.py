@@ -29,8 +29,8 @@ from botocore.config import Config
 from config.celery import app
 from incidents.models import Evidence, Incident
 from incidents.services import queries
+from integrations.aws import session
 from integrations.aws.session import CLIENT_CONFIG
-from integrations.queries import athena
 from playbooks import actions
 from playbooks.models import ActionRun
 from playbooks.tasks import action_run_task
@@ -195,7 +195,7 @@ def test_control_without_retries_throttling_loses_the_result(
 ) -> None:
     # given: one attempt per call in botocore (total_max_attempts; its `max_attempts` counts retries), and a
     # task that does not retry
-    monkeypatch.setattr(athena, "CLIENT_CONFIG", Config(retries={"mode": "standard", "total_max_attempts": 1}))
+    monkeypatch.setattr(session, "CLIENT_CONFIG", Config(retries={"mode": "standard", "total_max_attempts": 1}))
     monkeypatch.setattr(action_run_task, "max_retries", 0)
     # when
     run, fake = run_throttled(query_run, monkeypatch)

@@ -359,11 +359,12 @@ def observables_attach(*, incident: Incident, finding: NormalizedFinding) -> Non
 def observables_link(wanted: dict[int, set[tuple[str, str]]]) -> None:
     """Create the observables each incident names (shared rows) and link each incident to its own.
 
-    Two statements whatever the number of incidents. The link joins the wanted (incident, kind, value)
-    rows to the (kind, value) unique index: looking the ids up with `kind IN … AND value IN …` was a
-    sequential scan of every observable on each ingest. The link is a statement of its own, after the
-    insert, so its snapshot also holds an observable that a concurrent ingest committed in between
-    (the insert skipped it as a conflict).
+    Two statements whatever the number of incidents. The link looks each wanted (incident, kind,
+    value) row up on the (kind, value) unique index, one probe per row: a join let the planner pick a
+    sequential scan of every observable while the table's statistics said it was small (it grows with
+    every ingest, and a long-lived worker session kept the plan), 0.9 ms per event and growing. The
+    link is a statement of its own, after the insert, so its snapshot also holds an observable that
+    a concurrent ingest committed in between (the insert skipped it as a conflict).
     """
     rows = [(pk, kind, value) for pk, values in wanted.items() for kind, value in values]
     if not rows:
@@ -372,14 +373,16 @@ def observables_link(wanted: dict[int, set[tuple[str, str]]]) -> None:
     Observable.objects.bulk_create([Observable(kind=k, value=v) for k, v in unique], ignore_conflicts=True)
     through = Observable.incidents.through
     link, observable = through._meta.db_table, Observable._meta.db_table
-    # Plain VALUES rows (column1…3 on PostgreSQL and SQLite alike, which `make run` uses); `WHERE true`
-    # keeps SQLite from reading ON CONFLICT as part of the join. Only table names from the models'
-    # meta are formatted in; every value is a bound parameter.
+    # Plain VALUES rows (column1…3 on PostgreSQL and SQLite alike, which `make run` uses); the scalar
+    # subquery is never flattened into a join, so each row is one index probe. Observables are never
+    # deleted, so the probe finds the row; `IS NOT NULL` keeps a NULL out of the NOT NULL column if one
+    # ever were. Only table names from the models' meta are formatted in; every value is a bound parameter.
     sql = (
         f'INSERT INTO "{link}" (observable_id, incident_id) '  # noqa: S608
-        f"SELECT o.id, w.column1 FROM (VALUES {', '.join(['(%s, %s, %s)'] * len(rows))}) AS w "
-        f'JOIN "{observable}" o ON o.kind = w.column2 AND o.value = w.column3 '
-        f"WHERE true ON CONFLICT DO NOTHING"
+        f'SELECT x.observable_id, x.incident_id FROM (SELECT (SELECT o.id FROM "{observable}" o '
+        f"WHERE o.kind = w.column2 AND o.value = w.column3) AS observable_id, w.column1 AS incident_id "
+        f"FROM (VALUES {', '.join(['(%s, %s, %s)'] * len(rows))}) AS w) AS x "
+        f"WHERE x.observable_id IS NOT NULL ON CONFLICT DO NOTHING"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [cell for row in rows for cell in row])

@@ -7,6 +7,7 @@ keep pointing at the version they were opened with.
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class Playbook(models.Model):
@@ -71,22 +72,33 @@ class ChecklistItem(models.Model):
         SKIPPED = "skipped", "Skipped"
         NOT_APPLICABLE = "na", "Not applicable"
 
-    incident = models.ForeignKey("incidents.Incident", on_delete=models.CASCADE, related_name="checklist")
+    # Every new incident writes one row per step, so each index here costs an entry per step. The
+    # incident is indexed by the unique constraint and the position index (both lead with it); the
+    # user and decision links only where they are set (partial indexes, Meta).
+    incident = models.ForeignKey(
+        "incidents.Incident", on_delete=models.CASCADE, related_name="checklist", db_index=False
+    )
     step = models.ForeignKey(PlaybookStep, on_delete=models.PROTECT, related_name="+")
     position = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.TODO)
     done_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     done_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True)
     decision = models.CharField(max_length=50, blank=True, help_text="Chosen option id on a decision step.")
     # Set when a decision elsewhere made this item not applicable, so a changed decision can undo it.
-    na_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    na_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["incident", "step"], name="checklist_item_unique_step")]
-        indexes = [models.Index(fields=["incident", "position"], name="checklist_incident_pos")]
+        indexes = [
+            models.Index(fields=["incident", "position"], name="checklist_incident_pos"),
+            models.Index(fields=["done_by"], condition=Q(done_by__isnull=False), name="checklist_done_by"),
+            models.Index(fields=["na_by"], condition=Q(na_by__isnull=False), name="checklist_na_by"),
+        ]
         ordering = ["incident", "position"]
 
     def __str__(self) -> str:

@@ -12,6 +12,7 @@ from django.db.models import Count, Q, QuerySet
 
 from incidents import keyset, permissions
 from incidents.models import Finding, Incident, Observable, Phase, TimelineEvent, incident_reference
+from playbooks.checklists import checklist_items, checklist_materialise
 from playbooks.models import ChecklistItem
 
 INCIDENT_SORTS: dict[str, keyset.Ordering] = {
@@ -226,21 +227,27 @@ class ChecklistPart:
 
 
 def checklist_for_incident(*, incident: Incident) -> list[ChecklistPart]:
-    """The incident's checklist grouped by playbook part, in playbook order (two queries)."""
-    items = ChecklistItem.objects.filter(incident=incident).select_related("step", "done_by").order_by("position")
+    """The incident's checklist grouped by playbook part, in playbook order (one query once written)."""
     parts: dict[int, ChecklistPart] = {}
-    for item in items:
+    for item in checklist_items(incident_id=incident.pk):
         part = parts.setdefault(item.step.part, ChecklistPart(item.step.part, item.step.part_title, []))
         part.items.append(item)
     return list(parts.values())
 
 
 def checklist_progress(*, incident: Incident) -> tuple[int, int]:
-    """(closed items, all items) for the header."""
-    counts = ChecklistItem.objects.filter(incident=incident).aggregate(
+    """(closed items, all items) for the header; writes an ingested case's checklist on its first read."""
+    counts = _checklist_counts(incident)
+    if not counts["total"]:
+        checklist_materialise(incident_ids=[incident.pk])
+        counts = _checklist_counts(incident)
+    return counts["total"] - counts["open"], counts["total"]
+
+
+def _checklist_counts(incident: Incident) -> dict[str, int]:
+    return ChecklistItem.objects.filter(incident=incident).aggregate(
         total=Count("id"), open=Count("id", filter=Q(status=ChecklistItem.Status.TODO))
     )
-    return counts["total"] - counts["open"], counts["total"]
 
 
 def related_incidents(

@@ -12,6 +12,7 @@ from incidents import permissions
 from incidents.demo.importer import demo_incidents
 from incidents.models import Finding, Incident, Observable, Phase, TimelineEvent
 from integrations.models import Cluster
+from playbooks.checklists import checklist_items
 from playbooks.models import ChecklistItem, Playbook
 from playbooks.selectors import playbook_list
 
@@ -69,7 +70,7 @@ def test_seed_demo_opens_one_incident_per_finding_from_the_matching_playbook(see
 @pytest.mark.django_db
 def test_each_demo_incident_has_checklist_finding_observables_and_finding_event(seeded: None) -> None:
     for incident in demo_incidents().select_related("playbook"):
-        assert incident.checklist.count() == incident.playbook.steps.count() > 0
+        assert len(checklist_items(incident_id=incident.pk)) == incident.playbook.steps.count() > 0
         finding = incident.findings.get()
         assert incident.external_ref == f"{finding.account_id}/{finding.region}/{finding.finding_id}"
         assert finding.finding_id == finding.raw["id"] and incident.source == "guardduty"

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from incidents.api.common import ApiView, visible_incident
 from playbooks import services
+from playbooks.checklists import checklist_items
 from playbooks.models import ChecklistItem
 
 
@@ -35,18 +36,13 @@ class ChecklistActionSerializer(serializers.Serializer):  # type: ignore[type-ar
 ACTIONS = ("tick", "untick", "skip", "decide")
 
 
-def _items(incident_id: int) -> list[ChecklistItem]:
-    queryset = ChecklistItem.objects.filter(incident_id=incident_id).select_related("step", "done_by")
-    return list(queryset.order_by("position"))
-
-
 class ChecklistView(ApiView):
     read_scope = "incidents:read"
 
     @extend_schema(responses=ChecklistItemSerializer(many=True))
     def get(self, request: Request, incident_id: int) -> Response:
         incident = visible_incident(request, incident_id)
-        return Response(ChecklistItemSerializer(_items(incident.pk), many=True).data)
+        return Response(ChecklistItemSerializer(checklist_items(incident_id=incident.pk), many=True).data)
 
 
 class ChecklistItemActionView(ApiView):

@@ -5,9 +5,10 @@ transaction, a row lock and ~40 small statements each) made ingestion ~200 times
 of the same documents (P1). Here a chunk costs one key lookup and a handful of multi-row
 statements, with the same outcome as taking its findings one at a time, in order:
 
-- first sightings of new keys are created together: incidents, their checklists (one INSERT …
-  SELECT from the pinned playbooks' steps), findings, observables and timeline rows, in one
-  transaction;
+- first sightings of new keys are created together: incidents, findings, observables and timeline
+  rows, in one transaction. Their checklist rows are written on the incident's first read
+  (playbooks.checklists): most backfilled cases are never opened, and those rows were the largest
+  single cost per finding;
 - a copy no newer than the stored finding is answered "duplicate" or "stale" from one unlocked read
   (versions only grow, so a copy that is not newer than what we read is not newer than anything
   written since);
@@ -19,14 +20,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from incidents import outbound
 from incidents.models import Finding, Incident, TimelineEvent
 from incidents.services import findings as single
 from incidents.services.findings import CREATED, DUPLICATE, STALE, IngestResult, finding_key
 from integrations.aws.guardduty import NormalizedFinding
-from playbooks.models import ChecklistItem
 from playbooks.selectors import playbooks_for_finding_types
 
 CHUNK = 500
@@ -95,7 +95,6 @@ def _create_all(fresh: list[Numbered], payload: Any) -> dict[int, IngestResult]:
     incidents = Incident.objects.bulk_create(
         [Incident(**single.incident_fields(f, playbooks[f.finding_type])) for _, f in fresh]
     )
-    _checklists_create([i.pk for i in incidents])
     rows = Finding.objects.bulk_create(
         [
             Finding(incident=incident, account_id=f.account_id, region=f.region, finding_id=f.finding_id,
@@ -113,22 +112,6 @@ def _create_all(fresh: list[Numbered], payload: Any) -> dict[int, IngestResult]:
         pos: IngestResult(status=CREATED, finding_key=finding_key(f), incident_id=incident.pk)
         for (pos, f), incident in zip(fresh, incidents, strict=True)
     }
-
-
-def _checklists_create(incident_ids: list[int]) -> None:
-    """Every new incident's checklist from its pinned playbook's steps, in one statement."""
-    item, step, incident = (m._meta.db_table for m in (ChecklistItem, ChecklistItem.step.field.related_model,
-                                                        Incident))  # fmt: skip
-    placeholders = ", ".join(["%s"] * len(incident_ids))
-    # Only table names from the models' meta are formatted in; every value is a bound parameter.
-    sql = (
-        f'INSERT INTO "{item}" (incident_id, step_id, position, status, comment, decision) '  # noqa: S608
-        f"SELECT i.id, s.id, s.position, %s, '', '' "
-        f'FROM "{incident}" i JOIN "{step}" s ON s.playbook_id = i.playbook_id '
-        f"WHERE i.id IN ({placeholders}) ORDER BY i.id, s.position"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [ChecklistItem.Status.TODO, *incident_ids])
 
 
 def _events_create(fresh: list[Numbered], incidents: list[Incident], rows: list[Finding]) -> None:

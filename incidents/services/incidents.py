@@ -15,6 +15,7 @@ from incidents import outbound, permissions, phases, timeline
 from incidents.errors import CloseGateError, IncidentClosedError, InvalidTransitionError, ValidationError
 from incidents.models import Incident, Phase, Priority, Resolution, Severity
 from incidents.selectors import incident_queryset_for_user
+from playbooks.checklists import checklist_materialise
 from playbooks.models import ChecklistItem, Playbook
 
 
@@ -71,9 +72,7 @@ def incident_open(
         detected_at=detected_at,
         sla_due_at=sla_due_at(detected_at=detected_at, priority=priority),
     )
-    ChecklistItem.objects.bulk_create(
-        ChecklistItem(incident=incident, step=step, position=step.position) for step in playbook.steps.all()
-    )
+    checklist_materialise(incident_ids=[incident.pk])
     timeline.incident_created_event(incident=incident, actor=actor)
     outbound.incident_created(incident=incident, actor=actor)
     return incident
@@ -94,6 +93,7 @@ def incident_open_idempotent(*, source: str, external_ref: str, **fields: object
 
 
 def _open_mandatory_items(incident: Incident) -> list[str]:
+    checklist_materialise(incident_ids=[incident.pk])  # an ingested case nobody opened has no rows yet
     items = incident.checklist.filter(step__mandatory=True, status=ChecklistItem.Status.TODO).select_related("step")
     return [f"{item.step.number} {item.step.title}" for item in items]
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 from incidents.models import Finding, InboundPayload, Incident, Observable, Phase, Priority, Severity, TimelineEvent
 from incidents.services.findings import CREATED, DUPLICATE, STALE, UPDATED, finding_ingest, payload_receive
 from integrations.aws.guardduty import parse_finding
-from playbooks.models import ChecklistItem
+from playbooks.checklists import checklist_items
 from tests.factories import PlaybookFactory, PlaybookStepFactory
 from tests.fixtures import load_guardduty
 from tests.ingestion.conftest import ANONYMOUS, as_bytes, variant, version, wire
@@ -45,10 +45,7 @@ def test_a_new_finding_opens_an_incident_from_the_playbook_for_its_type(anonymou
     assert incident.title == f"{ANONYMOUS_TYPE} on prod-eks"
     assert (incident.severity, incident.priority) == (Severity.MEDIUM, Priority.P3)
     assert (incident.source, incident.external_ref) == ("guardduty", "111122223333/us-east-1/" + finding.finding_id)
-    assert sorted(ChecklistItem.objects.filter(incident=incident).values_list("step__step_id", flat=True)) == [
-        "contain",
-        "verify",
-    ]
+    assert [item.step.step_id for item in checklist_items(incident_id=incident.pk)] == ["verify", "contain"]
     assert set(incident.observables.values_list("kind", "value")) == {
         ("ip", "198.51.100.23"),
         ("asn", "AS64500"),

@@ -25,7 +25,8 @@ from incidents.models import Incident, Phase
 from incidents.services import incident_assign, incident_change_phase
 from incidents.services.findings import CREATED
 from integrations.models import Cluster
-from playbooks.models import ChecklistItem, PlaybookStep
+from playbooks.checklists import checklist_items
+from playbooks.models import PlaybookStep
 from playbooks.services import checklist_item_complete, checklist_item_decide
 
 DEFAULT_PASSWORD = "watchpost-demo"  # noqa: S105 - a documented demo login, printed by `make run`
@@ -131,7 +132,7 @@ def _advance(*, incident: Incident, finding_id: str, users: dict[str, User]) -> 
 
 def _part1_work(*, incident: Incident, actor: User) -> None:
     """Tick the Part 1 tasks and, if Part 1 has a decision that leads to Part 2, take it."""
-    items = ChecklistItem.objects.filter(incident=incident, step__part=1).select_related("step").order_by("position")
+    items = [item for item in checklist_items(incident_id=incident.pk) if item.step.part == 1]
     for item in [item for item in items if item.step.kind == PlaybookStep.Kind.TASK]:
         comment = next((text for word, text in TICK_COMMENTS if word in item.step.title.lower()), "")
         checklist_item_complete(item_id=item.pk, actor=actor, comment=comment)

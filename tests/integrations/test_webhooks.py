@@ -228,3 +228,17 @@ def test_updated_event_names_severity_like_the_api(django_capture_on_commit_call
     body = json.loads(WebhookDelivery.objects.get().body)
     assert body["data"]["changes"]["severity"] == {"from": "medium", "to": "critical"}
     assert body["data"]["incident"]["severity"] == "critical"
+
+
+@pytest.mark.parametrize("skew,accepted", [(-300, True), (300, True), (-301, False), (301, False)])
+def test_the_window_edges_on_a_fixed_clock(skew: int, accepted: bool) -> None:
+    # given: a header signed at a fixed moment, checked `skew` seconds away from it
+    signed_at, body = 1_800_000_000, b'{"id": "d1"}'
+    header = signing.sign(secret="s" * 24, body=body, timestamp=signed_at)
+
+    # when / then
+    if accepted:
+        assert signing.verify(header=header, body=body, secrets=["s" * 24], now=signed_at + skew).timestamp == signed_at
+    else:
+        with pytest.raises(signing.SignatureError, match="window"):
+            signing.verify(header=header, body=body, secrets=["s" * 24], now=signed_at + skew)

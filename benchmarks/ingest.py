@@ -1,9 +1,10 @@
 """`make bench-ingest [ARGS=--quick]`: GuardDuty ingestion throughput against same-run references (P1–P3).
 
 - P1: N distinct findings (default 20,000; --quick 2,000), 500 per payload, through the real service
-  (`payload_receive(source="import")`: store the body, parse, `finding_ingest` per finding, which opens an
-  incident with its checklist, observables and timeline). Reference: a raw `COPY` of the same N JSON
-  documents into a scratch table (jsonb plus a unique text key) through the Django connection.
+  (`payload_receive(source="import")`: store the body, parse, and ingest set-based per 500, which opens an
+  incident per finding with its observables and timeline; its checklist rows wait for the first read).
+  Reference: a raw `COPY` of the same N JSON documents into a scratch table (jsonb plus a unique text
+  key) through the Django connection.
 - P2: the same N documents a second time, same batching: every finding "duplicate", no new findings,
   incidents, timeline events, checklist items or observable links. Reference: the first pass.
 - P3: the event path, one finding per Celery task (5,000 events; --quick 500), a real prefork worker
@@ -348,11 +349,10 @@ BREAKDOWN = [
     ("documents_from_bytes (json.loads of the payload)", "integrations/aws/guardduty.py", "documents_from_bytes"),
     ("parse_finding", "integrations/aws/guardduty.py", "parse_finding"),
     ("  to_wire_document (model type check)", "integrations/aws/guardduty.py", "to_wire_document"),
-    ("  _boto3_view (json.dumps + botocore parser)", "integrations/aws/guardduty.py", "_boto3_view"),
+    ("  _boto3_view (botocore shape parser)", "integrations/aws/guardduty.py", "_boto3_view"),
     ("findings_ingest (set-based, per chunk)", "incidents/services/findings_batch.py", "findings_ingest"),
     ("  _create_all (first sightings)", "incidents/services/findings_batch.py", "_create_all"),
-    ("    _checklists_create (INSERT … SELECT)", "incidents/services/findings_batch.py", "_checklists_create"),
-    ("finding_ingest (locked, one finding)", "incidents/services/findings.py", "finding_ingest"),
+        ("finding_ingest (locked, one finding)", "incidents/services/findings.py", "finding_ingest"),
     ("  _finding_create", "incidents/services/findings.py", "_finding_create"),
     ("    incident_open", "incidents/services/incidents.py", "incident_open"),
     ("      playbook_for_finding_type", "playbooks/selectors.py", "playbook_for_finding_type"),

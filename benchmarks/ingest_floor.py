@@ -2,10 +2,11 @@
 
 One EventBridge event that opens a case sends these statements (as `payload_receive` does; compare
 the SQL a test run logs): store the payload and commit; look the finding key up; insert the incident,
-its checklist (INSERT … SELECT from the pinned playbook's steps), the finding with its raw document,
+(before checklists waited for the first read) its checklist, the finding with its raw document,
 the observables and their links, two timeline rows; close the payload; commit. Here they are prebuilt
 and replayed with the bare database cursor, with no ORM, no parsing and no Celery, so the figures
-are the database's own price for the rows an event writes. Run with and without the checklist rows.
+are the database's own price for the rows an event writes. Run with and without the checklist rows
+(ingestion now leaves them to the case's first read; the "with" runs show what they cost an event).
 
 Per event: wall time, this process's CPU and its PostgreSQL backend's CPU (from /proc). The database
 is the ingest bench's own (`watchpost_bench_ingest`, made and reset as `make bench-ingest` does).

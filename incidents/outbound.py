@@ -30,8 +30,13 @@ def incident_summary(incident: Incident) -> dict[str, Any]:
     }
 
 
+def announced(event_type: str) -> bool:
+    """Whether any active subscription wants this event: a caller may skip building what it would carry."""
+    return event_type in subscribed_event_types()
+
+
 def _emit(event_type: str, incident: Incident, actor: User | None, **extra: Any) -> None:
-    if event_type not in subscribed_event_types():
+    if not announced(event_type):
         return
     data = {"incident": incident_summary(incident), "actor": actor.get_username() if actor else None} | extra
     transaction.on_commit(partial(webhook_event_emit, event_type=event_type, data=data))

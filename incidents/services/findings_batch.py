@@ -130,8 +130,9 @@ def _create_all(fresh: list[Numbered], payload: Any) -> dict[int, IngestResult]:
         {incident_id: single.finding_observables(f) for (_, f), incident_id in zip(fresh, incident_ids, strict=True)}
     )
     rows_insert(TimelineEvent, _event_rows(fresh, incident_rows, incident_ids, playbooks, finding_ids))
-    for row, incident_id in zip(incident_rows, incident_ids, strict=True):
-        outbound.incident_created(incident=Incident(pk=incident_id, **row), actor=None)  # nothing unless subscribed
+    if outbound.announced("incident.created"):  # a backfill's model instances only when someone listens
+        for row, incident_id in zip(incident_rows, incident_ids, strict=True):
+            outbound.incident_created(incident=Incident(pk=incident_id, **row), actor=None)
     return {
         pos: IngestResult(status=CREATED, finding_key=finding_key(f), incident_id=incident_id)
         for (pos, f), incident_id in zip(fresh, incident_ids, strict=True)

@@ -8,11 +8,11 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from incidents import keyset, permissions
 from incidents.models import Finding, Incident, Observable, Phase, TimelineEvent, incident_reference
-from playbooks.checklists import checklist_items, checklist_materialise
+from playbooks.checklists import checklist_items
 from playbooks.models import ChecklistItem
 
 INCIDENT_SORTS: dict[str, keyset.Ordering] = {
@@ -235,19 +235,9 @@ def checklist_for_incident(*, incident: Incident) -> list[ChecklistPart]:
     return list(parts.values())
 
 
-def checklist_progress(*, incident: Incident) -> tuple[int, int]:
-    """(closed items, all items) for the header; writes an ingested case's checklist on its first read."""
-    counts = _checklist_counts(incident)
-    if not counts["total"]:
-        checklist_materialise(incident_ids=[incident.pk])
-        counts = _checklist_counts(incident)
-    return counts["total"] - counts["open"], counts["total"]
-
-
-def _checklist_counts(incident: Incident) -> dict[str, int]:
-    return ChecklistItem.objects.filter(incident=incident).aggregate(
-        total=Count("id"), open=Count("id", filter=Q(status=ChecklistItem.Status.TODO))
-    )
+def checklist_progress(parts: list[ChecklistPart]) -> tuple[int, int]:
+    """(closed items, all items) for the header, from the checklist already read (no query)."""
+    return sum(part.closed_count for part in parts), sum(part.total for part in parts)
 
 
 def related_incidents(

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from incidents.models import Incident, TimelineEvent
+from playbooks.models import Playbook
 
 Kind = TimelineEvent.Kind
 
@@ -38,13 +39,15 @@ def event_add(
 
 
 def incident_created_event(*, incident: Incident, actor: User | None) -> TimelineEvent:
-    return event_add(
-        incident=incident,
-        kind=Kind.CREATED,
-        actor=actor,
-        summary=f"Incident opened from playbook {incident.playbook.slug} v{incident.playbook.version}",
-        data={"playbook": incident.playbook.slug, "playbook_version": incident.playbook.version},
-    )
+    return event_add(incident=incident, kind=Kind.CREATED, actor=actor, **created_event_text(incident.playbook))
+
+
+def created_event_text(playbook: Playbook) -> dict[str, Any]:
+    """The "opened" row's summary and data (also written set-based by ingestion)."""
+    return {
+        "summary": f"Incident opened from playbook {playbook.slug} v{playbook.version}",
+        "data": {"playbook": playbook.slug, "playbook_version": playbook.version},
+    }
 
 
 def phase_changed_event(

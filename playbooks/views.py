@@ -19,13 +19,12 @@ def _item_response(request: AuthedRequest, item: ChecklistItem) -> HttpResponse:
         return back_to(request, reverse("incidents:detail", args=[item.incident_id]))
     parts = checklist_for_incident(incident=item.incident)
     part = next(p for p in parts if p.number == item.step.part)
-    closed, total = checklist_progress(incident=item.incident)
     context = {
         "incident": item.incident,
         "item": item,
         "part": part,
         "parts": parts,
-        "progress": (closed, total),
+        "progress": checklist_progress(parts),
         "decision": item.step.kind == PlaybookStep.Kind.DECISION,
         "open_part": item.step.part,  # the part just clicked in stays open even when it is complete
     }

@@ -199,7 +199,7 @@ def finding_fields(finding: NormalizedFinding, payload: InboundPayload | None) -
         "cluster_name": finding.cluster_name[:100],
         "cluster_arn": finding.cluster_arn[:300],
         "raw": finding.raw,
-        "last_payload": payload,
+        "last_payload_id": payload.pk if payload else None,
     }
 
 

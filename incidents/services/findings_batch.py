@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from incidents import outbound
+from incidents import outbound, timeline
 from incidents.models import Finding, Incident, TimelineEvent
 from incidents.rows import rows_insert
 from incidents.services import findings as single
@@ -146,10 +146,8 @@ def _incident_row(finding: NormalizedFinding, playbook: Playbook, now: datetime)
 
 
 def _finding_row(finding: NormalizedFinding, incident_id: int, payload: Any) -> dict[str, Any]:
-    fields = single.finding_fields(finding, payload)
-    del fields["last_payload"]
     key = {"account_id": finding.account_id, "region": finding.region, "finding_id": finding.finding_id}
-    return fields | key | {"incident_id": incident_id, "last_payload_id": payload.pk if payload else None}
+    return single.finding_fields(finding, payload) | key | {"incident_id": incident_id}
 
 
 def _event_rows(
@@ -162,14 +160,12 @@ def _event_rows(
     """Each new incident's "opened" and "finding received" timeline rows."""
     events = []
     for (_, f), row, incident_id, finding_id in zip(fresh, incident_rows, incident_ids, finding_ids, strict=True):
-        playbook = playbooks[f.finding_type]
         events.append(
             {
                 "incident_id": incident_id,
                 "kind": TimelineEvent.Kind.CREATED,
-                "summary": f"Incident opened from playbook {playbook.slug} v{playbook.version}",
-                "data": {"playbook": playbook.slug, "playbook_version": playbook.version},
                 "occurred_at": row["created_at"],
+                **timeline.created_event_text(playbooks[f.finding_type]),
             }
         )
         events.append(

@@ -27,11 +27,11 @@ from playbooks.selectors import playbook_for_finding_type, playbook_list
 
 def incident_context(request: AuthedRequest, incident: Incident) -> dict[str, object]:
     finding = incident.findings.order_by("-finding_updated_at", "-id").first()
-    closed, total = checklist_progress(incident=incident)
+    parts = checklist_for_incident(incident=incident)
     return {
         "incident": incident,
-        "parts": checklist_for_incident(incident=incident),
-        "progress": (closed, total),
+        "parts": parts,
+        "progress": checklist_progress(parts),
         "next_phases": [(p, Phase(p).label) for p in phases.allowed_next(incident.phase)],
         "finding": finding,
         "facts": _facts(finding),

@@ -62,7 +62,7 @@ def rows_insert(model: type[models.Model], rows: Sequence[Row], *, ignore_confli
     db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.…` is a context-local lookup
     table = _table(model, db.vendor)
     now = timezone.now()
-    values = [[field.get_db_prep_save(_value(field, row, now), db) for field in table.fields] for row in rows]
+    values = _prepared(table.fields, rows, db, now)
     batch = max(db.ops.bulk_batch_size(table.fields, values), 1)  # SQLite caps the number of parameters
     ids: list[int] = []
     for start in range(0, len(values), batch):
@@ -70,9 +70,41 @@ def rows_insert(model: type[models.Model], rows: Sequence[Row], *, ignore_confli
     return ids
 
 
-def _value(field: Any, row: Row, now: datetime) -> Any:
-    if field.attname in row:
-        return row[field.attname]
+_LEFT_OUT = object()
+
+
+def _prepared(fields: list[Any], rows: Sequence[Row], db: BaseDatabaseWrapper, now: datetime) -> list[list[Any]]:
+    """Each row's values, prepared by their fields (`get_db_prep_save`).
+
+    A NULL, and the default of a field a row leaves out (when the default is not a callable, which
+    may give a new value per row), are prepared once per statement: the same call on the same input.
+    Most of a new incident's columns are one or the other, and preparing them row by row was half of
+    the cost of building its INSERT (P1).
+    """
+    once: dict[tuple[int, bool], Any] = {}  # (field position, is NULL) → prepared value
+    prepared = []
+    for row in rows:
+        values = []
+        for i, field in enumerate(fields):
+            value = row.get(field.attname, _LEFT_OUT)
+            shared = value is None or (value is _LEFT_OUT and not _default_is_callable(field))
+            if not shared:
+                values.append(field.get_db_prep_save(_default(field, now) if value is _LEFT_OUT else value, db))
+                continue
+            key = (i, value is None)
+            if key not in once:
+                once[key] = field.get_db_prep_save(None if value is None else _default(field, now), db)
+            values.append(once[key])
+        prepared.append(values)
+    return prepared
+
+
+@cache
+def _default_is_callable(field: Any) -> bool:
+    return bool(field.has_default() and callable(field.default))
+
+
+def _default(field: Any, now: datetime) -> Any:
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
         return now
     return field.get_default()  # as Model() does: the default, "" for text, else None

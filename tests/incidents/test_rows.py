@@ -95,3 +95,16 @@ def test_row_update_changes_only_the_named_columns() -> None:
     assert (stored.status, stored.counts, stored.processed_at) == ("accepted", {"created": 1}, MOMENT)
     assert (stored.source, bytes(stored.body)) == ("sqs", b"{}")
     assert row_update(InboundPayload, pk + 1000, {"status": "rejected"}) == 0
+
+
+def test_a_null_and_a_constant_default_are_shared_but_a_callable_default_is_called_per_row() -> None:
+    from integrations.models import WebhookSubscription
+
+    rows = [{"name": f"sink {n}", "url": "https://tickets.example.com/hook", "previous_secret_expires_at": None}
+            for n in range(3)]  # fmt: skip
+    # when: no secret given (its default is a callable: a new random secret), nor active (a constant)
+    ids = rows_insert(WebhookSubscription, rows)
+    # then: each row called the default for itself; the NULL and the constant are the same in every row
+    stored = WebhookSubscription.objects.filter(pk__in=ids)
+    assert len({sub.secret for sub in stored}) == 3 and all(len(sub.secret) >= 32 for sub in stored)
+    assert [(sub.active, sub.previous_secret_expires_at, sub.event_types) for sub in stored] == [(True, None, [])] * 3

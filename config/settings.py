@@ -316,6 +316,9 @@ WATCHPOST_SQS_CONSUME_SECONDS = env.int("WATCHPOST_SQS_CONSUME_SECONDS", default
 # GuardDuty API poller (accounts, roles and regions are configured in the admin): how often each
 # detector is read.
 WATCHPOST_POLL_INTERVAL_SECONDS = env.int("WATCHPOST_POLL_INTERVAL_SECONDS", default=300)
+# The poller skips findings archived in GuardDuty (suppression rules archive what the team chose to
+# silence, and EventBridge never publishes those); true also fetches them.
+WATCHPOST_POLL_ARCHIVED = env.bool("WATCHPOST_POLL_ARCHIVED", default=False)
 CELERY_BEAT_SCHEDULE.update(
     {
         "guardduty-poll": {

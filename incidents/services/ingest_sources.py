@@ -146,7 +146,11 @@ def guardduty_poll(*, cursor_id: int) -> dict[str, int]:
             region=cursor.region,
         )
         pages = finding_pages(
-            session=session, region=cursor.region, detector_id=cursor.detector_id, since_ms=cursor.updated_at_ms
+            session=session,
+            region=cursor.region,
+            detector_id=cursor.detector_id,
+            since_ms=cursor.updated_at_ms,
+            archived=settings.WATCHPOST_POLL_ARCHIVED,
         )
         for page in pages:
             counts.update(_page_ingest(cursor, page))

@@ -54,18 +54,25 @@ def updated_ms(finding: dict[str, Any]) -> int:
 
 
 def finding_pages(
-    *, session: boto3.session.Session, region: str, detector_id: str, since_ms: int
+    *, session: boto3.session.Session, region: str, detector_id: str, since_ms: int, archived: bool = False
 ) -> Iterator[FindingPage]:
-    """Findings with updatedAt ≥ since_ms, oldest first, one page at a time.
+    """Findings with updatedAt ≥ since_ms, oldest first, one page at a time; archived ones only if asked.
 
     A page is fetched only when the caller asks for the next one, so a caller that commits each page
     before asking for the next never has more than one page in flight.
+
+    Without `archived` the poller sees what EventBridge publishes: GuardDuty never publishes a finding a
+    suppression rule archived (DOMAIN.md §1.6), and a first backfill would otherwise open a case for every
+    finding the team had deliberately silenced.
     """
     client = guardduty_client(session=session, region=region)
     where = f"detector {detector_id} in {region}"
+    criteria: dict[str, Any] = {"updatedAt": {"GreaterThanOrEqual": since_ms}}
+    if not archived:
+        criteria["service.archived"] = {"Equals": ["false"]}
     request: dict[str, Any] = {
         "DetectorId": detector_id,
-        "FindingCriteria": {"Criterion": {"updatedAt": {"GreaterThanOrEqual": since_ms}}},
+        "FindingCriteria": {"Criterion": criteria},
         "SortCriteria": {"AttributeName": "updatedAt", "OrderBy": "ASC"},
         "MaxResults": PAGE_SIZE,
     }

@@ -71,10 +71,22 @@ def cursor(playbook) -> PollCursor:
     return PollCursor.objects.create(account=account, region="us-east-1", detector_id=DETECTOR)
 
 
-def expect_list(stubber: Stubber, *, since_ms: int, ids: list[str], token: str | None, next_token: str | None) -> None:
+def expect_list(
+    stubber: Stubber,
+    *,
+    since_ms: int,
+    ids: list[str],
+    token: str | None,
+    next_token: str | None,
+    archived: bool = False,
+) -> None:
+    """One ListFindings call; by default the poller asks for active findings only."""
+    criteria: dict[str, Any] = {"updatedAt": {"GreaterThanOrEqual": since_ms}}
+    if not archived:
+        criteria["service.archived"] = {"Equals": ["false"]}
     params: dict[str, Any] = {
         "DetectorId": DETECTOR,
-        "FindingCriteria": {"Criterion": {"updatedAt": {"GreaterThanOrEqual": since_ms}}},
+        "FindingCriteria": {"Criterion": criteria},
         "SortCriteria": {"AttributeName": "updatedAt", "OrderBy": "ASC"},
         "MaxResults": 50,
     }
@@ -122,6 +134,18 @@ def test_backfill_reads_every_page_ingests_each_finding_once_and_moves_the_curso
     cursor.refresh_from_db()
     assert cursor.updated_at_ms == ms_of(119)
     assert cursor.last_error == "" and cursor.last_run_at is not None
+
+
+def test_archived_findings_are_fetched_only_when_the_setting_asks(gd, cursor, settings) -> None:
+    # given: the setting that also fetches archived findings (suppressed ones included)
+    settings.WATCHPOST_POLL_ARCHIVED = True
+    # then: the ListFindings criteria carry no archived filter (the Stubber compares them exactly)
+    expect_list(gd, since_ms=0, ids=ids(range(3)), token=None, next_token=None, archived=True)
+    expect_get(gd, [0, 1, 2])
+    # when
+    counts = guardduty_poll(cursor_id=cursor.pk)
+    # then
+    assert counts["created"] == 3
 
 
 def test_second_run_with_overlapping_ids_creates_nothing(gd, cursor) -> None:

@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 N = 300
 TASK = "incidents.tasks.payload_process_task"
 VISIBILITY = 3  # seconds; the harness restores unacknowledged messages after this
+CONCURRENCY = 2  # pool children: the most tasks the whole-worker kill can interrupt
 
 
 def accepted() -> int:
@@ -76,7 +77,7 @@ def _run(redis: Any, tmp_path: Path, *, early_ack: bool) -> dict[str, Any]:
     # given: 300 stored payloads and one task each on the broker
     ids = payloads_store(N)
     publish(redis.url, TASK, [[payload_id] for payload_id in ids])
-    worker = Worker(env, tmp_path / "worker.log")
+    worker = Worker(env, tmp_path / "worker.log", concurrency=CONCURRENCY)
     worker.start()
     try:
         # when: a pool child dies mid-task, then the whole worker, then a new worker takes over
@@ -136,7 +137,9 @@ def test_control_early_ack_loses_the_tasks_that_were_running(redis_factory, play
     # then: the tasks running at each kill were acknowledged before they ran, and are gone for good
     lost = set(InboundPayload.objects.exclude(status=InboundPayload.Status.ACCEPTED).values_list("pk", flat=True))
     assert lost, result
-    # and only those: a task a kill did not interrupt still ran. (Not every interrupted task is lost:
-    # a child killed before its worker read the "accepted" message leaves it unacknowledged, and the
-    # broker hands it out again.)
-    assert lost <= result["running_at_kills"], (lost, result)
+    # and no more than the kills could interrupt: one task in the killed child, one in each child of the
+    # killed worker. Every other task still ran. (The markers cannot name each lost task: a child sends
+    # "accepted", which early ack acknowledges on, a moment before the task body writes its marker, and
+    # a kill can land in between. Nor is every interrupted task lost: a child killed before its worker
+    # read "accepted" leaves the message unacknowledged, and the broker hands it out again.)
+    assert len(lost) <= 1 + CONCURRENCY, (lost, result)

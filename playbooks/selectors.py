@@ -45,11 +45,18 @@ def playbook_for_finding_type(*, finding_type: str) -> Playbook:
 # and the row count identify the library's state; one tiny query per call keeps a worker that did
 # not run `sync_playbooks` itself from serving a superseded version.
 _FOR_TYPE: dict[tuple[int | None, int, str], Playbook] = {}
+LibrarySignature = tuple[int | None, int]  # (highest id, row count)
 
 
-def playbooks_for_finding_types(*, finding_types: set[str]) -> dict[str, Playbook]:
-    """`playbook_for_finding_type` for several types at once, remembered while the library is unchanged."""
-    signature = _library_signature()
+def playbooks_for_finding_types(
+    *, finding_types: set[str], signature: LibrarySignature | None = None
+) -> dict[str, Playbook]:
+    """`playbook_for_finding_type` for several types at once, remembered while the library is unchanged.
+
+    `signature`: the library's state as the caller's own statement read it (`library_signature_sql`),
+    which saves the query here.
+    """
+    signature = _library_signature() if signature is None else signature
     if any(key[:2] != signature for key in _FOR_TYPE):
         _FOR_TYPE.clear()
     for finding_type in finding_types - {key[2] for key in _FOR_TYPE}:
@@ -57,11 +64,19 @@ def playbooks_for_finding_types(*, finding_types: set[str]) -> dict[str, Playboo
     return {finding_type: _FOR_TYPE[(*signature, finding_type)] for finding_type in finding_types}
 
 
-def _library_signature() -> tuple[int | None, int]:
-    # On every ingested event: the plain statement, not the ORM's aggregate, whose compilation cost
-    # more Python than the query costs PostgreSQL. The table name comes from the model's meta.
+def library_signature_sql() -> str:
+    """The playbook library's state as one row (library_last, library_rows), to fold into another statement.
+
+    On every ingested event: a plain statement, not the ORM's aggregate, whose compilation cost more
+    Python than the query costs PostgreSQL. The table name comes from the model's meta.
+    """
+    table = connection.ops.quote_name(Playbook._meta.db_table)
+    return f"SELECT max(id) AS library_last, count(*) AS library_rows FROM {table}"  # noqa: S608
+
+
+def _library_signature() -> LibrarySignature:
     with connection.cursor() as cursor:
-        cursor.execute(f'SELECT max(id), count(*) FROM "{Playbook._meta.db_table}"')  # noqa: S608
+        cursor.execute(library_signature_sql())
         last, rows = cursor.fetchone()
     return last, rows
 

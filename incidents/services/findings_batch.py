@@ -31,48 +31,59 @@ from incidents.services import findings as single
 from incidents.services.findings import CREATED, DUPLICATE, STALE, IngestResult, finding_key
 from integrations.aws.guardduty import NormalizedFinding
 from playbooks.models import Playbook
-from playbooks.selectors import playbooks_for_finding_types
+from playbooks.selectors import LibrarySignature, library_signature_sql, playbooks_for_finding_types
 
 CHUNK = 500
 Numbered = tuple[int, NormalizedFinding]  # (position in the payload, finding)
 
 
-def findings_ingest(*, findings: list[Numbered], payload: Any) -> dict[int, IngestResult]:
-    """Ingest parsed findings; returns each position's result."""
+def findings_ingest(*, findings: list[Numbered], payload: Any, savepoint: bool = True) -> dict[int, IngestResult]:
+    """Ingest parsed findings; returns each position's result.
+
+    With `savepoint=False` (the caller's transaction holds the whole payload) a chunk whose new rows
+    lose an insert race raises IntegrityError, and the caller starts over; with it, the chunk's new
+    rows are rolled back alone and taken one at a time.
+    """
     if settings.WATCHPOST_GROUP_WINDOW_MINUTES:
         # Grouping attaches a finding to an incident an earlier one in the same chunk may open.
         return {pos: single.finding_ingest(finding=f, payload=payload) for pos, f in findings}
     results: dict[int, IngestResult] = {}
     for start in range(0, len(findings), CHUNK):
-        results.update(_chunk_ingest(findings[start : start + CHUNK], payload))
+        results.update(_chunk_ingest(findings[start : start + CHUNK], payload, savepoint=savepoint))
     return results
 
 
-def _stored_versions(findings: Iterable[NormalizedFinding]) -> dict[str, tuple[Any, int, int | None]]:
-    """key → (UpdatedAt, Count, incident id) of the stored rows, in one query on the unique index.
+Versions = dict[str, tuple[Any, int, int | None]]  # key → (UpdatedAt, Count, incident id)
+
+
+def _stored_versions(findings: Iterable[NormalizedFinding]) -> tuple[Versions, LibrarySignature]:
+    """The stored rows' versions, in one query on the unique index, and the playbook library's state.
 
     A row-value IN list (PostgreSQL, and SQLite for `make run`): it names exactly the wanted keys, and
-    costs a fraction of the ORM's three IN lookups to build, on every ingested event (P3).
+    costs a fraction of the ORM's three IN lookups to build, on every ingested event (P3). The library
+    signature rides along (its one row, left-joined to the matches) because a new finding needs it
+    next, and a round trip of its own cost an event more than the aggregate does.
     """
     keys = {(f.account_id, f.region, f.finding_id) for f in findings}
-    if not keys:
-        return {}
     table = connection.ops.quote_name(Finding._meta.db_table)
-    rows = ", ".join(["(%s, %s, %s)"] * len(keys))
-    # Only the table name from the model's meta is formatted in; every value is a bound parameter.
+    rows = ", ".join(["(%s, %s, %s)"] * len(keys)) or "(NULL, NULL, NULL)"
+    # Only the table names from the models' meta are formatted in; every value is a bound parameter.
     sql = (
-        "SELECT account_id, region, finding_id, finding_updated_at, count, incident_id "  # noqa: S608
-        f"FROM {table} WHERE (account_id, region, finding_id) IN ({rows})"
+        "SELECT p.library_last, p.library_rows, f.account_id, f.region, f.finding_id, f.finding_updated_at, f.count, "  # noqa: S608
+        f"f.incident_id FROM ({library_signature_sql()}) AS p LEFT JOIN {table} AS f "
+        f"ON (f.account_id, f.region, f.finding_id) IN ({rows})"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [part for key in keys for part in key])
         fetched = cursor.fetchall()
     field = Finding._meta.get_field("finding_updated_at")
     converters = connection.ops.get_db_converters(field.get_col(Finding._meta.db_table))
-    return {
+    versions = {
         f"{a}/{r}/{i}": (_converted(updated, converters, field), count, incident)
-        for a, r, i, updated, count, incident in fetched
+        for _, _, a, r, i, updated, count, incident in fetched
+        if a is not None  # the library's row with no match: LEFT JOIN's NULLs
     }
+    return versions, (fetched[0][0], fetched[0][1])
 
 
 def _converted(value: Any, converters: list[Any], field: Any) -> Any:
@@ -82,8 +93,8 @@ def _converted(value: Any, converters: list[Any], field: Any) -> Any:
     return value
 
 
-def _chunk_ingest(chunk: list[Numbered], payload: Any) -> dict[int, IngestResult]:
-    stored = _stored_versions(f for _, f in chunk)
+def _chunk_ingest(chunk: list[Numbered], payload: Any, *, savepoint: bool) -> dict[int, IngestResult]:
+    stored, library = _stored_versions(f for _, f in chunk)
     results: dict[int, IngestResult] = {}
     fresh: list[Numbered] = []
     later: list[Numbered] = []
@@ -103,9 +114,11 @@ def _chunk_ingest(chunk: list[Numbered], payload: Any) -> dict[int, IngestResult
             later.append((pos, finding))
         seen.add(key)
     try:
-        with transaction.atomic():
-            results.update(_create_all(fresh, payload))
+        with transaction.atomic(savepoint=savepoint):
+            results.update(_create_all(fresh, payload, library))
     except IntegrityError:
+        if not savepoint:
+            raise  # the caller's transaction is lost with it: the caller starts over
         # A concurrent delivery created one of these keys first: take them one at a time (locked).
         later = sorted(fresh + later)
     for pos, finding in later:
@@ -113,12 +126,12 @@ def _chunk_ingest(chunk: list[Numbered], payload: Any) -> dict[int, IngestResult
     return results
 
 
-def _create_all(fresh: list[Numbered], payload: Any) -> dict[int, IngestResult]:
+def _create_all(fresh: list[Numbered], payload: Any, library: LibrarySignature) -> dict[int, IngestResult]:
     """Every first sighting's incident, finding, observables and timeline rows (`incidents.rows`: plain
     multi-row INSERTs, the same values the ORM would send, without its per-statement cost)."""
     if not fresh:
         return {}
-    playbooks = playbooks_for_finding_types(finding_types={f.finding_type for _, f in fresh})
+    playbooks = playbooks_for_finding_types(finding_types={f.finding_type for _, f in fresh}, signature=library)
     now = timezone.now()
     incident_rows = [_incident_row(f, playbooks[f.finding_type], now) for _, f in fresh]
     incident_ids = rows_insert(Incident, incident_rows)

@@ -3,18 +3,21 @@
 The tasks are the application's own (`payload_process_task`: one stored GuardDuty payload → finding,
 incident, checklist, timeline), consumed by a real prefork worker from a private Redis. Faults: SIGKILL
 of the pool child that is running a task, then SIGKILL of the whole worker (main process and children),
-then a fresh worker. The control run acknowledges early (Celery's default) and must lose tasks: that
-proves the harness can see a loss.
+then a fresh worker; once the broker is drained, the reconcile sweep (R3) re-enqueues any payload still
+"received". The control run acknowledges early (Celery's default), without the sweep, and must lose
+tasks: that proves the harness can see a loss.
 """
 
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from incidents.models import Finding, InboundPayload, Incident, QuarantinedDocument, TimelineEvent
+from incidents.services.reconcile import payloads_take_pending
 from playbooks.checklists import checklist_materialise
 from playbooks.models import ChecklistItem, PlaybookStep
 from tests.reliability.conftest import payloads_store
@@ -97,10 +100,19 @@ def _run(redis: Any, tmp_path: Path, *, early_ack: bool) -> dict[str, Any]:
         assert wait_for(drained, timeout=120), worker.log_tail()
         wait_for(lambda: accepted() == N, timeout=2 * VISIBILITY + 2)
         assert wait_for(drained, timeout=60), worker.log_tail()
+        broker_lost = _not_accepted()
+        swept: list[int] = []
+        if not early_ack:
+            # and the reconcile sweep, as beat runs it (R3), re-enqueues what the broker itself lost
+            swept = _sweep(redis.url)
+            assert wait_for(lambda: accepted() == N, timeout=30), worker.log_tail()
+            assert wait_for(drained, timeout=30), worker.log_tail()
     finally:
         worker.stop()
     return {
         "accepted": accepted(),
+        "lost_by_broker": broker_lost,
+        "swept": swept,
         "running_at_kills": killed_in_child | busy_at_kill,
         "findings": Finding.objects.count(),
         "incidents": Incident.objects.count(),
@@ -110,6 +122,18 @@ def _run(redis: Any, tmp_path: Path, *, early_ack: bool) -> dict[str, Any]:
         "checklist_items": _checklists_as_read(),
         "steps": PlaybookStep.objects.count(),
     }
+
+
+def _sweep(broker_url: str) -> list[int]:
+    """The reconcile sweep's payload half, its tasks published to this test's broker."""
+    requeue, given_up = payloads_take_pending(older_than=timedelta(0), max_attempts=5)
+    assert given_up == []
+    publish(broker_url, TASK, [[payload_id] for payload_id in requeue])
+    return requeue
+
+
+def _not_accepted() -> dict[int, str]:
+    return dict(InboundPayload.objects.exclude(status=InboundPayload.Status.ACCEPTED).values_list("pk", "status"))
 
 
 def _checklists_as_read() -> int:
@@ -124,6 +148,11 @@ def test_worker_killed_mid_run_loses_no_task_and_applies_each_once(redis_factory
     print("R1:", result)
     # then: every task ran to the end, and each side effect exists exactly once
     assert result["accepted"] == N, result
+    # and the broker itself lost at most the one message a kill can catch in flight: kombu's Redis
+    # transport pops a message (BRPOP) before it records it as unacknowledged, so a worker killed in
+    # between, or before it read the reply, takes the message with it. The sweep found it, still
+    # "received" in the database, and ran it.
+    assert len(result["lost_by_broker"]) <= 1 and set(result["lost_by_broker"]) == set(result["swept"]), result
     assert result["findings"] == N and result["incidents"] == N, result
     assert result["created_events"] == N and result["finding_events"] == N, result
     assert result["quarantined"] == 0, result
@@ -135,11 +164,12 @@ def test_control_early_ack_loses_the_tasks_that_were_running(redis_factory, play
     result = _run(redis, tmp_path, early_ack=True)
     print("R1 control:", result, "lost:", N - result["accepted"])
     # then: the tasks running at each kill were acknowledged before they ran, and are gone for good
-    lost = set(InboundPayload.objects.exclude(status=InboundPayload.Status.ACCEPTED).values_list("pk", flat=True))
+    lost = set(result["lost_by_broker"])
     assert lost, result
     # and no more than the kills could interrupt: one task in the killed child, one in each child of the
-    # killed worker. Every other task still ran. (The markers cannot name each lost task: a child sends
-    # "accepted", which early ack acknowledges on, a moment before the task body writes its marker, and
-    # a kill can land in between. Nor is every interrupted task lost: a child killed before its worker
-    # read "accepted" leaves the message unacknowledged, and the broker hands it out again.)
-    assert len(lost) <= 1 + CONCURRENCY, (lost, result)
+    # killed worker, and the one message the worker may have been receiving (see the test above).
+    # Every other task still ran. (The markers cannot name each lost task: a child sends "accepted",
+    # which early ack acknowledges on, a moment before the task body writes its marker, and a kill can
+    # land in between. Nor is every interrupted task lost: a child killed before its worker read
+    # "accepted" leaves the message unacknowledged, and the broker hands it out again.)
+    assert len(lost) <= 1 + CONCURRENCY + 1, (lost, result)

@@ -14,6 +14,8 @@ from typing import Any
 
 from celery import shared_task
 
+from incidents.tasks import DB_RETRY
+
 
 @cache
 def _redis() -> Any:
@@ -29,7 +31,7 @@ def noop(counter: str) -> None:
     _redis().incr(counter)
 
 
-@shared_task(name="benchmarks.tasks_bench.ingest_one")
+@shared_task(name="benchmarks.tasks_bench.ingest_one", **DB_RETRY)  # the app's ingest task's options
 def ingest_one(body: str, counter: str) -> None:
     from incidents.models import InboundPayload
     from incidents.services.findings import payload_receive

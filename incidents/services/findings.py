@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from incidents import timeline
@@ -31,7 +31,7 @@ from incidents.models import (
     QuarantinedDocument,
     Severity,
 )
-from incidents.rows import row_update, rows_insert
+from incidents.rows import row_update, rows_insert, statement_send
 from incidents.services.incidents import incident_change_phase, incident_open, sla_due_at
 from integrations.aws.guardduty import FindingParseError, NormalizedFinding, documents_from_bytes, parse_finding
 from playbooks.models import Playbook
@@ -404,5 +404,4 @@ def observables_link(wanted: dict[int, set[tuple[str, str]]]) -> None:
         f"FROM (VALUES {', '.join(['(%s, %s, %s)'] * len(rows))}) AS w) AS x "
         f"WHERE x.observable_id IS NOT NULL ON CONFLICT DO NOTHING"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [cell for row in rows for cell in row])
+    statement_send(sql, [cell for row in rows for cell in row])  # after the insert above, even when batched

@@ -3,11 +3,12 @@
 from datetime import UTC, datetime
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
+from django.test.utils import CaptureQueriesContext
 
 from incidents.models import InboundPayload, Incident, Observable, TimelineEvent
-from incidents.rows import row_update, rows_insert
+from incidents.rows import row_update, rows_insert, statement_send, writes_batched
 
 pytestmark = pytest.mark.django_db
 
@@ -88,13 +89,13 @@ def test_a_not_null_column_left_out_is_refused_like_the_orm(playbook) -> None:
 def test_row_update_changes_only_the_named_columns() -> None:
     (pk,) = rows_insert(InboundPayload, [{"source": "sqs", "body": b"{}", "sha256": "1" * 64, "size": 2}])
     # when
-    changed = row_update(InboundPayload, pk, {"status": "accepted", "counts": {"created": 1}, "processed_at": MOMENT})
+    row_update(InboundPayload, pk, {"status": "accepted", "counts": {"created": 1}, "processed_at": MOMENT})
+    row_update(InboundPayload, pk + 1000, {"status": "rejected"})  # no such row: nothing changes
     # then
     stored = InboundPayload.objects.get(pk=pk)
-    assert changed == 1
     assert (stored.status, stored.counts, stored.processed_at) == ("accepted", {"created": 1}, MOMENT)
     assert (stored.source, bytes(stored.body)) == ("sqs", b"{}")
-    assert row_update(InboundPayload, pk + 1000, {"status": "rejected"}) == 0
+    assert InboundPayload.objects.count() == 1
 
 
 def test_a_null_and_a_constant_default_are_shared_but_a_callable_default_is_called_per_row() -> None:
@@ -108,3 +109,95 @@ def test_a_null_and_a_constant_default_are_shared_but_a_callable_default_is_call
     stored = WebhookSubscription.objects.filter(pk__in=ids)
     assert len({sub.secret for sub in stored}) == 3 and all(len(sub.secret) >= 32 for sub in stored)
     assert [(sub.active, sub.previous_secret_expires_at, sub.event_types) for sub in stored] == [(True, None, [])] * 3
+
+
+# --- writes_batched -----------------------------------------------------------------------------------
+
+postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite runs statements one by one")
+
+
+def _observable_rows(*values: str) -> list[dict]:
+    return [{"kind": "ip", "value": value} for value in values]
+
+
+@postgresql_only
+def test_batched_writes_travel_with_the_next_statement_in_order() -> None:
+    with CaptureQueriesContext(connection) as sent, writes_batched():
+        rows_insert(Observable, _observable_rows("198.51.100.1"), returning=False)
+        statement_send(
+            'UPDATE "incidents_observable" SET "value" = %s WHERE "value" = %s', ["198.51.100.2", "198.51.100.1"]
+        )
+        assert len(sent) == 0  # queued, not sent
+        # when: a statement with an answer follows (here the ORM's)
+        values = list(Observable.objects.values_list("value", flat=True))
+    # then: one round trip carried all three, and the query saw both writes, in their order
+    assert values == ["198.51.100.2"]
+    assert len(sent) == 1 and sent[0]["sql"].count(";") == 2
+
+
+@postgresql_only
+def test_what_is_still_queued_goes_at_the_end_of_the_block_in_one_round_trip() -> None:
+    with CaptureQueriesContext(connection) as sent:
+        with writes_batched():
+            rows_insert(Observable, _observable_rows("198.51.100.3"), ignore_conflicts=True)
+            with writes_batched():  # nested: the same queue, sent at the inner end
+                rows_insert(Observable, _observable_rows("198.51.100.4"), returning=False)
+            assert len(sent) == 1
+            rows_insert(Observable, _observable_rows("198.51.100.5"), returning=False)
+        # then
+        assert len(sent) == 2
+    assert sorted(Observable.objects.values_list("value", flat=True)) == [
+        "198.51.100.3",
+        "198.51.100.4",
+        "198.51.100.5",
+    ]
+
+
+@postgresql_only
+def test_an_error_in_a_queued_write_is_raised_inside_its_savepoint() -> None:
+    Observable.objects.create(kind="ip", value="198.51.100.6")
+    # when: a duplicate waits, and the savepoint's release carries it
+    with transaction.atomic():
+        with pytest.raises(IntegrityError), transaction.atomic(), writes_batched():
+            rows_insert(Observable, _observable_rows("198.51.100.7"), returning=False)
+            rows_insert(Observable, _observable_rows("198.51.100.6"), returning=False)
+        # then: rolled back to the savepoint; the transaction goes on
+        assert list(Observable.objects.values_list("value", flat=True)) == ["198.51.100.6"]
+        rows_insert(Observable, _observable_rows("198.51.100.8"), returning=False)
+    assert Observable.objects.count() == 2
+
+
+@postgresql_only
+def test_a_database_error_drops_the_queue_and_any_other_error_sends_it_first() -> None:
+    # when: a database error leaves the block (its transaction is being rolled back)
+    with pytest.raises(DatabaseError, match="the server went away"), writes_batched():
+        rows_insert(Observable, _observable_rows("198.51.100.9"), returning=False)
+        raise DatabaseError("the server went away")
+    # then: the queued write was not sent
+    assert not Observable.objects.exists()
+    # when: an application error leaves the block
+    with pytest.raises(ValueError, match="not the database"), writes_batched():
+        rows_insert(Observable, _observable_rows("198.51.100.10"), returning=False)
+        raise ValueError("not the database")
+    # then: the write was sent, as it would have been without the block
+    assert list(Observable.objects.values_list("value", flat=True)) == ["198.51.100.10"]
+
+
+@postgresql_only
+def test_a_statement_without_parameters_keeps_its_percent_signs_when_it_carries_the_queue() -> None:
+    with writes_batched():
+        rows_insert(Observable, _observable_rows("198.51.100.11"), returning=False)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT '100%' AS share, (SELECT count(*) FROM \"incidents_observable\")")
+            row = cursor.fetchone()
+    assert row == ("100%", 1)
+
+
+def test_outside_postgresql_or_outside_a_block_every_write_is_sent_at_once() -> None:
+    with CaptureQueriesContext(connection) as sent:
+        rows_insert(Observable, _observable_rows("198.51.100.12"), returning=False)
+        assert len(sent) == 1
+        with writes_batched():
+            rows_insert(Observable, _observable_rows("198.51.100.13"), returning=False)
+            assert len(sent) == (1 if connection.vendor == "postgresql" else 2)
+    assert Observable.objects.count() == 2

@@ -34,16 +34,16 @@ Row = Mapping[str, Any]  # attname (e.g. "incident_id") → value
 class _Table:
     """What every INSERT into one model's table repeats, worked out once per model."""
 
-    fields: list[Any]  # the concrete fields but the primary key, in column order
+    fields: list[Any]  # the concrete fields (the primary key only when the rows bring it), in column order
     head: str  # INSERT INTO "table" ("col", …) VALUES
     row: str  # (%s, …, %s)
     returning: str  # RETURNING "id"
 
 
 @cache
-def _table(model: type[models.Model], vendor: str) -> _Table:
+def _table(model: type[models.Model], vendor: str, with_pk: bool = False) -> _Table:
     ops = connections[DEFAULT_DB_ALIAS].ops
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    fields = [field for field in model._meta.concrete_fields if with_pk or not field.primary_key]
     columns = ", ".join(ops.quote_name(_column_name(field)) for field in fields)
     # Only names from the model's meta are formatted in; every value is a bound parameter.
     head = f"INSERT INTO {ops.quote_name(model._meta.db_table)} ({columns}) VALUES "  # noqa: S608
@@ -67,7 +67,7 @@ def rows_insert(
     if not rows:
         return []
     db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.…` is a context-local lookup
-    table = _table(model, db.vendor)
+    table = _table(model, db.vendor, model._meta.pk.attname in rows[0])  # ids drawn beforehand (ids_drawn_with)
     now = timezone.now()
     values = _prepared(table.fields, rows, db, now)
     batch = max(db.ops.bulk_batch_size(table.fields, values), 1)  # SQLite caps the number of parameters
@@ -117,6 +117,30 @@ def _default(field: Any, now: datetime) -> Any:
     return field.get_default()  # as Model() does: the default, "" for text, else None
 
 
+def rows_insert_drawing(
+    model: type[models.Model], rows: Sequence[Row], *, draw_for: type[models.Model]
+) -> tuple[list[int], list[int]]:
+    """`rows_insert`, and in the same statement one new id per row for another model's table.
+
+    With the ids in hand, that table's rows need no RETURNING, so they can wait (writes_batched) instead
+    of costing a round trip of their own. PostgreSQL draws them from that table's identity sequence;
+    elsewhere the second list is empty and the caller inserts those rows with RETURNING.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or not rows:
+        return rows_insert(model, rows), []
+    table, quote = _table(model, db.vendor), db.ops.quote_name
+    values = _prepared(table.fields, rows, db, timezone.now())
+    # Only names from the models' meta are formatted in; every value is a bound parameter.
+    other = f"'{quote(draw_for._meta.db_table)}', '{_column_name(draw_for._meta.pk)}'"
+    sequence = f"nextval(pg_get_serial_sequence({other}))"
+    sql = table.head + ", ".join([table.row] * len(values)) + f"{table.returning}, {sequence}"
+    with db.cursor() as cursor:
+        cursor.execute(sql, [value for values_row in values for value in values_row])
+        drawn = cursor.fetchall()
+    return [pk for pk, _ in drawn], [other for _, other in drawn]
+
+
 def _insert(
     db: BaseDatabaseWrapper, table: _Table, values: list[list[Any]], ignore_conflicts: bool, returning: bool
 ) -> list[int]:
@@ -152,7 +176,9 @@ def statement_send(sql: str, params: Sequence[Any]) -> None:
     """Run a statement whose result nobody reads: now, or, inside `writes_batched()`, with the next one."""
     db = connections[DEFAULT_DB_ALIAS]
     waiting = _waiting(db)
-    if waiting is not None:
+    # Only inside a transaction: in autocommit each statement is a transaction of its own, and a
+    # multi-statement query would make them one (and one queued there would run in the next BEGIN's).
+    if waiting is not None and db.in_atomic_block:
         waiting.add(sql, params)
         return
     with db.cursor() as cursor:
@@ -169,43 +195,60 @@ def writes_batched() -> Iterator[None]:
     the next statement on the connection, whatever issues it (an INSERT … RETURNING, the ORM, a
     savepoint's SAVEPOINT or RELEASE), goes to PostgreSQL in the same round trip, after the queued ones
     and in order, as one multi-statement query. What is still queued at the block's end is sent then.
+    Outside a transaction (autocommit) nothing waits.
 
     So an error in a queued statement is raised by the statement it travels with, in the transaction
     and savepoint it was issued in: the release of a savepoint carries what was issued under it.
     End the block inside the transaction it writes to (`with transaction.atomic(), writes_batched():`):
-    COMMIT does not go through the cursor. Leaving the block on a database error drops what is queued
-    (the transaction is being rolled back); on any other exception it is sent first, as it would have
-    been. SQLite (`make run`) runs one statement at a time: there the block changes nothing.
+    COMMIT does not go through the cursor. A block nested in one that began inside the same
+    transaction leaves its queue to the outer block's end; one nested in a block that began outside
+    any transaction sends it at its own end, before its transaction's COMMIT. Leaving a block on a
+    database error drops what is queued (the transaction or savepoint is being rolled back); on any
+    other exception it is sent first, as it would have been. SQLite (`make run`) runs one statement at
+    a time: there the block changes nothing.
     """
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql":
         yield
         return
     waiting = _waiting(db)
-    if waiting is not None:  # nested: one queue keeps the order; each block's end sends what is queued
+    if waiting is None:
+        waiting = _Waiting(in_transaction=db.in_atomic_block)
+        with _sent_at_end(db, waiting), db.execute_wrapper(waiting):
+            yield
+    elif waiting.in_transaction:
+        # Nested in a block that is inside this same transaction: that block's end (or a savepoint's
+        # release) sends the queue, so what this block queues can share the round trip of what follows.
+        with _dropped_on_error(waiting):
+            yield
+    else:  # the outer block began outside any transaction: this block's writes go before its COMMIT
         with _sent_at_end(db, waiting):
             yield
-        return
-    waiting = _Waiting()
-    with _sent_at_end(db, waiting), db.execute_wrapper(waiting):
+
+
+@contextmanager
+def _dropped_on_error(waiting: _Waiting) -> Iterator[None]:
+    try:
         yield
+    except DatabaseError:
+        waiting.drop()  # the transaction (or the savepoint) they were issued in is being rolled back
+        raise
 
 
 @contextmanager
 def _sent_at_end(db: BaseDatabaseWrapper, waiting: _Waiting) -> Iterator[None]:
     try:
-        yield
-    except DatabaseError:
-        waiting.drop()
-        raise
+        with _dropped_on_error(waiting):
+            yield
     finally:
-        waiting.send(db)  # (nothing left after a database error)
+        waiting.send(db)  # (nothing is left after a database error)
 
 
 class _Waiting:
     """The statements `writes_batched` holds back; installed as the connection's execute wrapper."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, in_transaction: bool) -> None:
+        self.in_transaction = in_transaction  # the outermost block began inside a transaction
         self.sql: list[str] = []
         self.params: list[Any] = []
 

@@ -31,7 +31,7 @@ from incidents.models import (
     QuarantinedDocument,
     Severity,
 )
-from incidents.rows import row_update, rows_insert, statement_send
+from incidents.rows import row_update, rows_insert, statement_send, writes_batched
 from incidents.services.incidents import incident_change_phase, incident_open, sla_due_at
 from integrations.aws.guardduty import FindingParseError, NormalizedFinding, documents_from_bytes, parse_finding
 from playbooks.models import Playbook
@@ -132,11 +132,12 @@ def _payload_process(payload: InboundPayload) -> IngestReport:
     # payload "received" as a whole, for re-processing. Its new rows go in without a savepoint (two
     # round trips fewer per event); should a concurrent delivery win an insert race, the whole
     # transaction is lost, and is done again once, now with the savepoint and the winner's rows in sight.
+    # The writes that return nothing, the payload's status among them, share one round trip at the end.
     try:
-        with transaction.atomic():
+        with transaction.atomic(), writes_batched():
             return _documents_ingest(payload, documents, replace(report, results=[*report.results]), savepoint=False)
     except IntegrityError:
-        with transaction.atomic():
+        with transaction.atomic(), writes_batched():
             return _documents_ingest(payload, documents, report, savepoint=True)
 
 

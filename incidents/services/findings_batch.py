@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from incidents import outbound, timeline
 from incidents.models import Finding, Incident, TimelineEvent
-from incidents.rows import rows_insert, writes_batched
+from incidents.rows import rows_insert, rows_insert_drawing, writes_batched
 from incidents.services import findings as single
 from incidents.services.findings import CREATED, DUPLICATE, STALE, IngestResult, finding_key
 from integrations.aws.guardduty import NormalizedFinding
@@ -136,11 +136,16 @@ def _create_all(fresh: list[Numbered], payload: Any, library: LibrarySignature) 
     playbooks = playbooks_for_finding_types(finding_types={f.finding_type for _, f in fresh}, signature=library)
     now = timezone.now()
     incident_rows = [_incident_row(f, playbooks[f.finding_type], now) for _, f in fresh]
-    incident_ids = rows_insert(Incident, incident_rows)
+    # The findings' ids come with the incidents' (PostgreSQL), so their rows wait for the next round trip.
+    incident_ids, finding_ids = rows_insert_drawing(Incident, incident_rows, draw_for=Finding)
     finding_rows = [
         _finding_row(f, incident_id, payload) for (_, f), incident_id in zip(fresh, incident_ids, strict=True)
     ]
-    finding_ids = rows_insert(Finding, finding_rows)
+    if finding_ids:
+        with_ids = [row | {"id": pk} for row, pk in zip(finding_rows, finding_ids, strict=True)]
+        rows_insert(Finding, with_ids, returning=False)
+    else:
+        finding_ids = rows_insert(Finding, finding_rows)
     single.observables_link(
         {incident_id: single.finding_observables(f) for (_, f), incident_id in zip(fresh, incident_ids, strict=True)}
     )

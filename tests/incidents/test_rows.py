@@ -137,20 +137,36 @@ def test_batched_writes_travel_with_the_next_statement_in_order() -> None:
 
 @postgresql_only
 def test_what_is_still_queued_goes_at_the_end_of_the_block_in_one_round_trip() -> None:
+    # (a test runs inside a transaction: the outer block begins in it)
     with CaptureQueriesContext(connection) as sent:
         with writes_batched():
             rows_insert(Observable, _observable_rows("198.51.100.3"), ignore_conflicts=True)
-            with writes_batched():  # nested: the same queue, sent at the inner end
+            with writes_batched():  # nested in the same transaction: its queue waits for the outer end
                 rows_insert(Observable, _observable_rows("198.51.100.4"), returning=False)
-            assert len(sent) == 1
+            assert len(sent) == 0
             rows_insert(Observable, _observable_rows("198.51.100.5"), returning=False)
         # then
-        assert len(sent) == 2
+        assert len(sent) == 1 and sent[0]["sql"].count(";") == 2
     assert sorted(Observable.objects.values_list("value", flat=True)) == [
         "198.51.100.3",
         "198.51.100.4",
         "198.51.100.5",
     ]
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_block_begun_outside_a_transaction_sends_a_nested_transactions_writes_before_its_commit() -> None:
+    with CaptureQueriesContext(connection) as sent, writes_batched():
+        rows_insert(Observable, _observable_rows("198.51.100.14"), returning=False)  # autocommit: sent now
+        with transaction.atomic(), writes_batched():
+            rows_insert(Observable, _observable_rows("198.51.100.15"), returning=False)
+            rows_insert(Observable, _observable_rows("198.51.100.16"), returning=False)
+        # then: the transaction's two went together, before its COMMIT
+        statements = [query["sql"].split(" VALUES ")[-1] for query in sent]
+    assert statements == ["('ip', '198.51.100.14')", "BEGIN", "('ip', '198.51.100.16')", "COMMIT"]
+    assert sent[2]["sql"].count(";") == 1
+    assert Observable.objects.count() == 3
 
 
 @postgresql_only

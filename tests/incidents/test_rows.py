@@ -7,8 +7,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
-from incidents.models import InboundPayload, Incident, Observable, TimelineEvent
-from incidents.rows import row_update, rows_insert, statement_send, writes_batched
+from incidents.models import Finding, InboundPayload, Incident, Observable, TimelineEvent
+from incidents.rows import row_update, rows_insert, rows_insert_drawing, statement_send, writes_batched
 
 pytestmark = pytest.mark.django_db
 
@@ -217,3 +217,26 @@ def test_outside_postgresql_or_outside_a_block_every_write_is_sent_at_once() -> 
             rows_insert(Observable, _observable_rows("198.51.100.13"), returning=False)
             assert len(sent) == (1 if connection.vendor == "postgresql" else 2)
     assert Observable.objects.count() == 2
+
+
+def test_ids_drawn_for_another_table_are_its_own_next_ids(playbook) -> None:
+    incident = {"title": "t", "playbook_id": playbook.pk, "detected_at": MOMENT, "sla_due_at": MOMENT}
+    rows = [incident | {"external_ref": f"a/b/{n}"} for n in range(3)]
+    # when
+    incident_ids, finding_ids = rows_insert_drawing(Incident, rows, draw_for=Finding)
+    # then: the incidents are in; on PostgreSQL three finding ids come with them, unused by anyone
+    assert [Incident.objects.get(pk=pk).external_ref for pk in incident_ids] == ["a/b/0", "a/b/1", "a/b/2"]
+    if connection.vendor != "postgresql":
+        assert finding_ids == []
+        return
+    assert len(set(finding_ids)) == 3
+    finding = {"account_id": "111122223333", "region": "us-east-1", "finding_type": "T", "severity": 5.0,
+               "count": 1, "finding_updated_at": MOMENT, "raw": {}}  # fmt: skip
+    findings = [
+        finding | {"id": pk, "incident_id": incident_pk, "finding_id": f"f{pk}"}
+        for pk, incident_pk in zip(finding_ids, incident_ids, strict=True)
+    ]
+    rows_insert(Finding, findings, returning=False)  # with their ids: nothing to return
+    later = Finding.objects.create(incident_id=incident_ids[0], finding_id="later", **finding)
+    assert sorted(Finding.objects.values_list("id", flat=True)) == sorted([*finding_ids, later.pk])
+    assert later.pk > max(finding_ids)

@@ -385,7 +385,8 @@ def observables_link(wanted: dict[int, set[tuple[str, str]]]) -> None:
     sequential scan of every observable while the table's statistics said it was small (it grows with
     every ingest, and a long-lived worker session kept the plan), 0.9 ms per event and growing. The
     link is a statement of its own, after the insert, so its snapshot also holds an observable that
-    a concurrent ingest committed in between (the insert skipped it as a conflict).
+    a concurrent ingest committed in between (the insert skipped it as a conflict). That holds when the
+    two travel in one multi-statement query (writes_batched): each statement takes its own snapshot.
     """
     rows = [(pk, kind, value) for pk, values in wanted.items() for kind, value in values]
     if not rows:

@@ -67,7 +67,7 @@ def rows_insert(
     if not rows:
         return []
     db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.…` is a context-local lookup
-    table = _table(model, db.vendor, model._meta.pk.attname in rows[0])  # ids drawn beforehand (ids_drawn_with)
+    table = _table(model, db.vendor, model._meta.pk.attname in rows[0])  # ids drawn beforehand (rows_insert_drawing)
     now = timezone.now()
     values = _prepared(table.fields, rows, db, now)
     batch = max(db.ops.bulk_batch_size(table.fields, values), 1)  # SQLite caps the number of parameters
@@ -176,9 +176,10 @@ def statement_send(sql: str, params: Sequence[Any]) -> None:
     """Run a statement whose result nobody reads: now, or, inside `writes_batched()`, with the next one."""
     db = connections[DEFAULT_DB_ALIAS]
     waiting = _waiting(db)
-    # Only inside a transaction: in autocommit each statement is a transaction of its own, and a
-    # multi-statement query would make them one (and one queued there would run in the next BEGIN's).
-    if waiting is not None and db.in_atomic_block:
+    # Only in a block begun inside the transaction: in autocommit each statement is a transaction of its
+    # own (a multi-statement query would make them one), and a block begun outside the transaction
+    # would send it after the COMMIT.
+    if waiting is not None and waiting.in_transaction:
         waiting.add(sql, params)
         return
     with db.cursor() as cursor:
@@ -200,9 +201,10 @@ def writes_batched() -> Iterator[None]:
     So an error in a queued statement is raised by the statement it travels with, in the transaction
     and savepoint it was issued in: the release of a savepoint carries what was issued under it.
     End the block inside the transaction it writes to (`with transaction.atomic(), writes_batched():`):
-    COMMIT does not go through the cursor. A block nested in one that began inside the same
-    transaction leaves its queue to the outer block's end; one nested in a block that began outside
-    any transaction sends it at its own end, before its transaction's COMMIT. Leaving a block on a
+    COMMIT does not go through the cursor. A block nested in one begun inside the same transaction
+    leaves its queue to the outer block's end; a block begun outside any transaction queues nothing,
+    and one nested in it inside a transaction keeps its own queue, sent at its end, before that
+    transaction's COMMIT. Leaving a block on a
     database error drops what is queued (the transaction or savepoint is being rolled back); on any
     other exception it is sent first, as it would have been. SQLite (`make run`) runs one statement at
     a time: there the block changes nothing.
@@ -212,18 +214,15 @@ def writes_batched() -> Iterator[None]:
         yield
         return
     waiting = _waiting(db)
-    if waiting is None:
-        waiting = _Waiting(in_transaction=db.in_atomic_block)
-        with _sent_at_end(db, waiting), db.execute_wrapper(waiting):
-            yield
-    elif waiting.in_transaction:
-        # Nested in a block that is inside this same transaction: that block's end (or a savepoint's
+    if waiting is not None and waiting.in_transaction:
+        # Nested in a block begun inside this same transaction: that block's end (or a savepoint's
         # release) sends the queue, so what this block queues can share the round trip of what follows.
         with _dropped_on_error(waiting):
             yield
-    else:  # the outer block began outside any transaction: this block's writes go before its COMMIT
-        with _sent_at_end(db, waiting):
-            yield
+        return
+    waiting = _Waiting(in_transaction=db.in_atomic_block)  # outside any transaction it never queues
+    with _sent_at_end(db, waiting), db.execute_wrapper(waiting):
+        yield
 
 
 @contextmanager
@@ -248,7 +247,7 @@ class _Waiting:
     """The statements `writes_batched` holds back; installed as the connection's execute wrapper."""
 
     def __init__(self, *, in_transaction: bool) -> None:
-        self.in_transaction = in_transaction  # the outermost block began inside a transaction
+        self.in_transaction = in_transaction  # its block began inside a transaction: only then it queues
         self.sql: list[str] = []
         self.params: list[Any] = []
 

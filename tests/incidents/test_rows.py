@@ -170,6 +170,18 @@ def test_a_block_begun_outside_a_transaction_sends_a_nested_transactions_writes_
 
 
 @postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_block_begun_outside_a_transaction_queues_nothing_of_a_transaction_without_its_own_block() -> None:
+    # when: a write inside a transaction that is rolled back, under a block begun before it
+    with pytest.raises(ValueError, match="give up"), writes_batched():
+        with transaction.atomic():
+            rows_insert(Observable, _observable_rows("198.51.100.17"), returning=False)
+            raise ValueError("give up")
+    # then: it went, and went back, with its transaction; the block's end did not send it after
+    assert not Observable.objects.exists()
+
+
+@postgresql_only
 def test_an_error_in_a_queued_write_is_raised_inside_its_savepoint() -> None:
     Observable.objects.create(kind="ip", value="198.51.100.6")
     # when: a duplicate waits, and the savepoint's release carries it

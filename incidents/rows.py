@@ -133,7 +133,7 @@ def rows_insert_drawing(
     values = _prepared(table.fields, rows, db, timezone.now())
     # Only names from the models' meta are formatted in; every value is a bound parameter.
     other = f"'{quote(draw_for._meta.db_table)}', '{_column_name(draw_for._meta.pk)}'"
-    sequence = f"nextval(pg_get_serial_sequence({other}))"
+    sequence = f"nextval((SELECT pg_get_serial_sequence({other}))::regclass)"  # looked up once, not per row
     sql = table.head + ", ".join([table.row] * len(values)) + f"{table.returning}, {sequence}"
     with db.cursor() as cursor:
         cursor.execute(sql, [value for values_row in values for value in values_row])

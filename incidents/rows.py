@@ -130,13 +130,12 @@ def rows_insert_drawing(
     if db.vendor != "postgresql" or not rows:
         return rows_insert(model, rows), []
     table, quote = _table(model, db.vendor), db.ops.quote_name
-    values = _prepared(table.fields, rows, db, timezone.now())
+    sql, params = _values_statement(table, _prepared(table.fields, rows, db, timezone.now()))
     # Only names from the models' meta are formatted in; every value is a bound parameter.
     other = f"'{quote(draw_for._meta.db_table)}', '{_column_name(draw_for._meta.pk)}'"
     sequence = f"nextval((SELECT pg_get_serial_sequence({other}))::regclass)"  # looked up once, not per row
-    sql = table.head + ", ".join([table.row] * len(values)) + f"{table.returning}, {sequence}"
     with db.cursor() as cursor:
-        cursor.execute(sql, [value for values_row in values for value in values_row])
+        cursor.execute(f"{sql}{table.returning}, {sequence}", params)
         drawn = cursor.fetchall()
     return [pk for pk, _ in drawn], [other for _, other in drawn]
 
@@ -144,14 +143,18 @@ def rows_insert_drawing(
 def _insert(
     db: BaseDatabaseWrapper, table: _Table, values: list[list[Any]], ignore_conflicts: bool, returning: bool
 ) -> list[int]:
-    sql = table.head + ", ".join([table.row] * len(values))
-    params = [value for values_row in values for value in values_row]
+    sql, params = _values_statement(table, values)
     if ignore_conflicts or not returning:
         statement_send(sql + (" ON CONFLICT DO NOTHING" if ignore_conflicts else ""), params)
         return []
     with db.cursor() as cursor:
         cursor.execute(sql + table.returning, params)
         return [pk for (pk,) in cursor.fetchall()]
+
+
+def _values_statement(table: _Table, values: list[list[Any]]) -> tuple[str, list[Any]]:
+    """`INSERT … VALUES (…), (…)` for these prepared rows, and its parameters in order."""
+    return table.head + ", ".join([table.row] * len(values)), [value for row in values for value in row]
 
 
 def row_update(model: type[models.Model], pk: int, values: Row) -> None:
@@ -176,10 +179,7 @@ def statement_send(sql: str, params: Sequence[Any]) -> None:
     """Run a statement whose result nobody reads: now, or, inside `writes_batched()`, with the next one."""
     db = connections[DEFAULT_DB_ALIAS]
     waiting = _waiting(db)
-    # Only in a block begun inside the transaction: in autocommit each statement is a transaction of its
-    # own (a multi-statement query would make them one), and a block begun outside the transaction
-    # would send it after the COMMIT.
-    if waiting is not None and waiting.in_transaction:
+    if waiting is not None:  # (a queue exists only in a block begun inside the current transaction)
         waiting.add(sql, params)
         return
     with db.cursor() as cursor:
@@ -203,24 +203,27 @@ def writes_batched() -> Iterator[None]:
     End the block inside the transaction it writes to (`with transaction.atomic(), writes_batched():`):
     COMMIT does not go through the cursor. A block nested in one begun inside the same transaction
     leaves its queue to the outer block's end; a block begun outside any transaction queues nothing,
-    and one nested in it inside a transaction keeps its own queue, sent at its end, before that
+    and one nested in it inside a transaction has its own queue, sent at its end, before that
     transaction's COMMIT. Leaving a block on a
     database error drops what is queued (the transaction or savepoint is being rolled back); on any
     other exception it is sent first, as it would have been. SQLite (`make run`) runs one statement at
     a time: there the block changes nothing.
     """
     db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql":
+    if db.vendor != "postgresql" or not db.in_atomic_block:
+        # Outside a transaction nothing waits: in autocommit each statement is a transaction of its own
+        # (a multi-statement query would make them one), and a queue begun here would be sent after
+        # the COMMIT of a transaction opened inside the block.
         yield
         return
     waiting = _waiting(db)
-    if waiting is not None and waiting.in_transaction:
+    if waiting is not None:
         # Nested in a block begun inside this same transaction: that block's end (or a savepoint's
         # release) sends the queue, so what this block queues can share the round trip of what follows.
         with _dropped_on_error(waiting):
             yield
         return
-    waiting = _Waiting(in_transaction=db.in_atomic_block)  # outside any transaction it never queues
+    waiting = _Waiting()
     with _sent_at_end(db, waiting), db.execute_wrapper(waiting):
         yield
 
@@ -246,8 +249,7 @@ def _sent_at_end(db: BaseDatabaseWrapper, waiting: _Waiting) -> Iterator[None]:
 class _Waiting:
     """The statements `writes_batched` holds back; installed as the connection's execute wrapper."""
 
-    def __init__(self, *, in_transaction: bool) -> None:
-        self.in_transaction = in_transaction  # its block began inside a transaction: only then it queues
+    def __init__(self) -> None:
         self.sql: list[str] = []
         self.params: list[Any] = []
 

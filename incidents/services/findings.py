@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from incidents import timeline
@@ -149,13 +149,35 @@ def _documents_ingest(
     parsed, results = [], {}
     for position, document in enumerate(documents):
         try:
-            parsed.append((position, parse_finding(document)))
+            parsed.append((position, _finding_parsed(document)))
         except FindingParseError as exc:
             results[position] = _quarantine(payload, position=position, document=document, reason=str(exc))
     results.update(findings_ingest(findings=parsed, payload=payload, savepoint=savepoint))
     report.results.extend(results[position] for position in sorted(results))
     _payload_close(payload, report)
     return report
+
+
+# The finding's key and type (wire name, Finding field): an AWS account id has 12 digits, a GuardDuty id
+# 32 characters and a type at most 100, so a longer value is not a GuardDuty finding; PostgreSQL refused
+# it at INSERT, as a server error, before it was checked here.
+_BOUNDED = (("id", "finding_id"), ("accountId", "account_id"), ("region", "region"), ("type", "finding_type"))
+
+
+def _finding_parsed(document: Any) -> NormalizedFinding:
+    """parse_finding, and the key fits the columns it is stored in (raises FindingParseError)."""
+    finding = parse_finding(document)
+    for wire, name in _BOUNDED:
+        limit, length = _max_length(name), len(getattr(finding, name))
+        if length > limit:
+            raise FindingParseError(f"{wire}: {length} characters long, longer than the {limit} it may have")
+    return finding
+
+
+def _max_length(name: str) -> int:
+    field = Finding._meta.get_field(name)
+    assert isinstance(field, models.CharField) and field.max_length is not None  # all four are bounded CharFields
+    return field.max_length
 
 
 def _payload_close(payload: InboundPayload, report: IngestReport) -> None:
@@ -358,9 +380,9 @@ def _reopen_if_recent(incident: Incident) -> None:
 
 
 def finding_observables(finding: NormalizedFinding) -> set[tuple[str, str]]:
-    values = {("ip", ip) for ip in finding.source_ips}
+    values = {("ip", ip[:500]) for ip in finding.source_ips}
     if finding.asn and finding.asn != "0":  # "0" is GuardDuty's "private address, no ASN"
-        values.add(("asn", f"AS{finding.asn}"))
+        values.add(("asn", f"AS{finding.asn}"[:500]))
     for kind, value in (
         ("k8s_user", finding.k8s_user),
         ("impersonated_user", finding.impersonated_user),

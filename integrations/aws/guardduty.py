@@ -16,6 +16,8 @@ guardduty:ListFindings, guardduty:GetFindings, plus sts:AssumeRole (with Externa
 import gzip
 import io
 import json
+import math
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -101,8 +103,13 @@ def _decompress(body: bytes) -> bytes:
 
 
 def _decode_json(text: str) -> Any:
+    value = _decode_document_or_lines(text)
+    return _storable(value) if _UNSTORABLE_ESCAPE.search(text) else value
+
+
+def _decode_document_or_lines(text: str) -> Any:
     try:
-        return json.loads(text)
+        return _loads(text)
     except json.JSONDecodeError as first:
         lines = [line for line in text.splitlines() if line.strip()]
         if len(lines) < 2 or not _parses(lines[0]):
@@ -111,7 +118,7 @@ def _decode_json(text: str) -> Any:
         documents = []
         for number, line in enumerate(lines, start=1):
             try:
-                documents.append(json.loads(line))
+                documents.append(_loads(line))
             except json.JSONDecodeError as exc:
                 raise FindingParseError(f"invalid JSON on line {number}: {exc.msg} (column {exc.colno})") from exc
         return documents
@@ -119,10 +126,48 @@ def _decode_json(text: str) -> Any:
 
 def _parses(line: str) -> bool:
     try:
-        json.loads(line)
+        _loads(line)
     except json.JSONDecodeError:
         return False
     return True
+
+
+def _loads(text: str) -> Any:
+    """`json.loads` without what Python accepts and JSON (RFC 8259) does not: NaN, ±Infinity, and a
+    number too large for a float (Python reads 1e400 as infinity). PostgreSQL's jsonb refuses all three,
+    so a document holding one failed at its INSERT, after parsing, as a server error."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+
+
+def _no_constant(name: str) -> Any:
+    raise FindingParseError(f"invalid JSON: {name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise FindingParseError(f"invalid JSON: the number {text[:40]} is too large")
+    return value
+
+
+# PostgreSQL stores neither a NUL character nor half of a surrogate pair, in text or in jsonb, and a
+# JSON string can hold either (\u0000, a lone \ud800). GuardDuty copies text an attacker chooses into a
+# finding (a user agent, a request URI, a user name): refusing such a finding would let the attacker
+# keep their own activity out of the case list. Each such character becomes U+FFFD instead; the payload
+# row keeps the bytes as received. A valid JSON text can only spell either one as an escape, so only a
+# payload holding such an escape (or an emoji's surrogate pair, which the walk leaves as it is) is walked.
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
 
 
 def documents_from_bytes(body: bytes) -> list[Any]:
@@ -224,6 +269,11 @@ WIRE_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+# The AWS models' integer is 32 bits and long 64 (Smithy): a larger number is no GuardDuty value, and
+# PostgreSQL refused one in an integer column (the finding's count) at INSERT, as a server error.
+INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
+
 # Structure shape name → {wire name: member shape}, built once per shape: the type check looks up the
 # keys a document has, rather than walking every member the model knows (most are absent).
 _WIRE_MEMBERS: dict[str, dict[str, Shape]] = {}
@@ -267,6 +317,10 @@ def _type_errors(value: Any, shape: Shape, path: str, errors: list[str]) -> None
         ok = isinstance(value, WIRE_TYPES[kind]) and not (kind != "boolean" and isinstance(value, bool))
         if not ok:
             errors.append(f"{path}: expected {kind}, got {json.dumps(value)[:40]}")
+        elif kind in INTEGER_RANGES and not INTEGER_RANGES[kind][0] <= value <= INTEGER_RANGES[kind][1]:
+            errors.append(f"{path}: {str(value)[:40]} is out of range for {kind}")
+        elif isinstance(value, float) and not math.isfinite(value):  # from boto3's spelling (JSON has none)
+            errors.append(f"{path}: expected a finite {kind}, got {value}")
 
 
 def to_wire_document(document: Any) -> dict[str, Any]:
@@ -387,6 +441,13 @@ def _is_sample(wire: dict[str, Any]) -> bool:
     return isinstance(value, dict) and value.get("sample") is True
 
 
+def _count(value: int | None) -> int:
+    """How many times GuardDuty saw the activity: at least once (a missing or zero count reads as 1)."""
+    if value is not None and value < 0:
+        raise FindingParseError(f"service.count: {value} is negative")
+    return int(value or 1)
+
+
 def parse_finding(document: Any, *, whole: bool = False) -> NormalizedFinding:
     """One document in either spelling → NormalizedFinding (raises FindingParseError).
 
@@ -414,7 +475,7 @@ def parse_finding(document: Any, *, whole: bool = False) -> NormalizedFinding:
         finding_type=view["Type"],
         severity=float(view.get("Severity") or 0),
         updated_at=updated_at,
-        count=int(service.get("Count") or 1),
+        count=_count(service.get("Count")),
         title=view.get("Title") or "",
         description=view.get("Description") or "",
         created_at=_time(view.get("CreatedAt")),

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 
 SECRET = "s3cret-for-tests-0123456789"
 URL = "/api/v1/findings/"
+_FINDING = load_guardduty("wire/Discovery_Kubernetes_SuccessfulAnonymousAccess.json")
 
 
 @pytest.fixture(autouse=True)
@@ -105,6 +106,8 @@ def test_a_session_cookie_does_not_authenticate_the_webhook(client: Client, mana
         (json.dumps({"Records": [{"eventName": "PutObject"}]}).encode(), "not a finding"),
         (json.dumps({"id": "x", "accountId": "111122223333", "type": "T"}).encode(), "missing region, updatedAt"),
         (b"[]", "no findings"),
+        (b'{"id": "x", "severity": NaN}', "NaN is not a number JSON allows"),
+        (json.dumps(dict(_FINDING, accountId="1234567890123")).encode(), "accountId: 13 characters long"),
     ],
 )
 def test_signed_but_unusable_bodies_are_kept_quarantined_and_answered_422(

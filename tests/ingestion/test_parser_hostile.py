@@ -28,3 +28,29 @@ def test_unreadable_additional_info_value_means_not_a_sample(value: str) -> None
     document = copy.deepcopy(wire(ANONYMOUS))
     document["service"]["additionalInfo"] = {"value": value, "type": "default"}
     assert parse_finding(document).is_sample is False
+
+
+@pytest.mark.parametrize(
+    ("member", "value", "reason"),
+    [
+        ("Severity", float("inf"), "severity: expected a finite double"),
+        ("Severity", float("nan"), "severity: expected a finite double"),
+    ],
+)
+def test_non_finite_numbers_in_boto3_spelling_are_refused(member: str, value: float, reason: str) -> None:
+    # boto3's spelling arrives as Python objects (the poller), where no JSON decoder saw the number.
+    document = {"Id": "x", "AccountId": "111122223333", "Region": "us-east-1", "Type": "T",
+                "UpdatedAt": "2026-11-28T00:00:00Z", member: value}  # fmt: skip
+    with pytest.raises(FindingParseError, match=reason):
+        parse_finding(document)
+
+
+@pytest.mark.parametrize(("count", "ok"), [(2**31 - 1, True), (2**31, False), (-(2**31) - 1, False), (0, True)])
+def test_an_integer_member_holds_32_bits(count: int, ok: bool) -> None:
+    document = copy.deepcopy(wire(ANONYMOUS))
+    document["service"]["count"] = count
+    if ok:
+        assert parse_finding(document).count == max(count, 1)
+    else:
+        with pytest.raises(FindingParseError, match="service.count"):
+            parse_finding(document)

@@ -100,3 +100,81 @@ def test_two_good_findings_and_one_bad_give_a_partial_payload(playbook) -> None:
     quarantined = QuarantinedDocument.objects.get()
     assert (quarantined.position, quarantined.reason, quarantined.document) == (1, "missing id", bad)
     assert Finding.objects.count() == 2
+
+
+def _text_with(replace: str, by: str) -> bytes:
+    """The anonymous-access finding as JSON text, one piece of it replaced (values json.dumps cannot write)."""
+    text = json.dumps(wire(ANONYMOUS))
+    assert replace in text
+    return text.replace(replace, by, 1).encode()
+
+
+def _with(path: tuple[str, ...], value: object, **top: str) -> bytes:
+    document = variant(wire(ANONYMOUS), **top)
+    parent = document
+    for key in path[:-1]:
+        parent = parent[key]
+    if path:
+        parent[path[-1]] = value
+    return as_bytes(document)
+
+
+# Bodies PostgreSQL refused at INSERT, after parsing: each was a server error and a payload left
+# "received", until it was checked on the way in. (body, words of the reason, position: None = the
+# whole payload, 0 = its document)
+UNSTORABLE = {
+    "NaN": (_text_with('"severity": ', '"severity": NaN, "x": '), "NaN is not a number JSON allows", None),
+    "Infinity": (_text_with('"severity": ', '"severity": -Infinity, "x": '), "Infinity is not a number", None),
+    "a float beyond double": (_text_with('"severity": ', '"severity": 1e400, "x": '), "1e400 is too large", None),
+    "NaN in a member the model lacks": (_text_with('"service": {', '"service": {"extra": [NaN], '), "NaN", None),
+    "count beyond 32 bits": (_with(("service", "count"), 2**40), "service.count: 1099511627776 is out of range", 0),
+    "negative count": (_with(("service", "count"), -3), "service.count: -3 is negative", 0),
+    "13-digit account": (_with((), None, accountId="1" * 13), "accountId: 13 characters long", 0),
+    "long region": (_with((), None, region="r" * 31), "region: 31 characters long", 0),
+    "long id": (_with((), None, id="f" * 101), "id: 101 characters long", 0),
+    "long type": (_with((), None, type="T" * 101), "type: 101 characters long", 0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSTORABLE))
+def test_values_the_database_cannot_store_are_quarantined_not_a_server_error(case: str, playbook) -> None:
+    # given
+    body, words, position = UNSTORABLE[case]
+    # when
+    report = payload_receive(source=InboundPayload.Source.WEBHOOK, body=body)
+    # then
+    payload = InboundPayload.objects.get(pk=report.payload_id)
+    assert bytes(payload.body) == body and payload.status == InboundPayload.Status.REJECTED
+    quarantined = QuarantinedDocument.objects.get(payload=payload)
+    assert words in quarantined.reason and quarantined.position == position
+    assert [r.status for r in report.results] == [REJECTED]
+    assert not Finding.objects.exists() and not Incident.objects.exists()
+
+
+def test_nul_and_half_surrogates_an_attacker_can_put_in_a_finding_are_replaced_not_refused(playbook) -> None:
+    """GuardDuty copies attacker-chosen text (a user agent) into the finding: refusing the finding would
+    hide the attacker's activity, so what PostgreSQL cannot store becomes U+FFFD; an emoji stays."""
+    # given
+    document = wire(ANONYMOUS)
+    call = document["service"]["action"]["kubernetesApiCallAction"]
+    call["userAgent"] = "curl/8\x00\ud800 \U0001f600"
+    document["service"]["additionalInfo"] = {"value": "{}", "type": "default", "key\x00": "v\udfff"}
+    body = as_bytes(document)
+    assert b"\\u0000" in body and b"\\ud800" in body  # json.dumps escapes them: valid JSON text
+    # when
+    report = payload_receive(source=InboundPayload.Source.WEBHOOK, body=body)
+    # then
+    assert [r.status for r in report.results] == [CREATED]
+    raw = Finding.objects.get().raw
+    assert raw["service"]["action"]["kubernetesApiCallAction"]["userAgent"] == "curl/8\ufffd\ufffd \U0001f600"
+    assert raw["service"]["additionalInfo"]["key\ufffd"] == "v\ufffd"
+    assert Incident.objects.get().observables.filter(kind="user_agent", value="curl/8\ufffd\ufffd \U0001f600").exists()
+    assert bytes(InboundPayload.objects.get().body) == body  # the delivery is kept as it came
+
+
+def test_an_overlong_source_address_is_cut_to_the_observable_column_not_a_server_error(playbook) -> None:
+    document = wire(ANONYMOUS)
+    document["service"]["action"]["kubernetesApiCallAction"]["sourceIPs"] = ["9" * 600]
+    report = payload_receive(source=InboundPayload.Source.WEBHOOK, body=as_bytes(document))
+    assert [r.status for r in report.results] == [CREATED]
+    assert Incident.objects.get().observables.filter(kind="ip", value="9" * 500).exists()

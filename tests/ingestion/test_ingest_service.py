@@ -1,11 +1,13 @@
 """finding_ingest / payload_receive: new, newer, older and identical versions; reopen; grouping; observables."""
 
+import gc
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from incidents.models import Finding, InboundPayload, Incident, Observable, Phase, Priority, Severity, TimelineEvent
+from incidents.services import findings
 from incidents.services.findings import CREATED, DUPLICATE, STALE, UPDATED, finding_ingest, payload_receive
 from integrations.aws.guardduty import parse_finding
 from playbooks.checklists import checklist_items
@@ -185,3 +187,23 @@ def test_a_finding_whose_row_was_purged_but_whose_incident_remains_is_ingested_a
     # then: the finding comes back on its incident (or at worst is quarantined), never an exception
     assert [r.status for r in report.results] == [CREATED]
     assert Finding.objects.get().incident == incident
+
+
+@pytest.mark.parametrize("on_before", [True, False])
+def test_the_collector_is_off_while_a_payload_is_parsed_and_as_it_was_after(monkeypatch, playbook, on_before) -> None:
+    # given: a probe on the parser, which runs inside the payload's processing
+    seen: list[bool] = []
+    real = findings.parse_finding
+    monkeypatch.setattr(findings, "parse_finding", lambda document: seen.append(gc.isenabled()) or real(document))
+    body = as_bytes(variant(wire(ANONYMOUS), id="gc-one"), variant(wire(ANONYMOUS), id="gc-two"))
+    if not on_before:
+        gc.disable()
+    try:
+        # when
+        report = payload_receive(source=InboundPayload.Source.IMPORT, body=body)
+        after = gc.isenabled()
+    finally:
+        gc.enable()
+    # then
+    assert report.counts[CREATED] == 2
+    assert seen == [False, False] and after is on_before

@@ -411,6 +411,11 @@ def _boto3_view(wire: dict[str, Any], *, whole: bool = False) -> dict[str, Any]:
     return parsed["Findings"][0]  # type: ignore[no-any-return]
 
 
+# A time near the end of Python's calendar (9999-12-31) is no finding's, and the arithmetic done on a
+# finding's times (its incident's deadline is hours after it was first seen) overflowed as a server error.
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _time(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -418,7 +423,10 @@ def _time(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise FindingParseError(f"not an ISO-8601 time: {value!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment >= LATEST_TIME:
+        raise FindingParseError(f"not a time a finding can hold: {value!r} (the year 9000 or later)")
+    return moment
 
 
 def _dig(data: Any, *path: str) -> Any:

@@ -133,6 +133,11 @@ UNSTORABLE = {
     "long region": (_with((), None, region="r" * 31), "region: 31 characters long", 0),
     "long id": (_with((), None, id="f" * 101), "id: 101 characters long", 0),
     "long type": (_with((), None, type="T" * 101), "type: 101 characters long", 0),
+    "the calendar's last day": (
+        _with(("service", "eventFirstSeen"), "9999-12-31T23:59:59Z"),
+        "not a time a finding can hold: '9999-12-31T23:59:59Z'",
+        0,
+    ),
 }
 
 

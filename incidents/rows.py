@@ -243,6 +243,8 @@ def _sent_at_end(db: BaseDatabaseWrapper, waiting: _Waiting) -> Iterator[None]:
         with _dropped_on_error(waiting):
             yield
     finally:
+        if db.needs_rollback:  # a block inside without a savepoint failed: the whole transaction is lost
+            waiting.drop()
         waiting.send(db)  # (nothing is left after a database error)
 
 

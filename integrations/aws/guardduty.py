@@ -449,6 +449,11 @@ def _is_sample(wire: dict[str, Any]) -> bool:
     return isinstance(value, dict) and value.get("sample") is True
 
 
+def _texts(values: list[str | None] | None) -> tuple[str, ...]:
+    """A list of strings without its nulls and empty strings (the type check lets a null through)."""
+    return tuple(value for value in values or () if value)
+
+
 def _count(value: int | None) -> int:
     """How many times GuardDuty saw the activity: at least once (a missing or zero count reads as 1)."""
     if value is not None and value < 0:
@@ -495,9 +500,9 @@ def parse_finding(document: Any, *, whole: bool = False) -> NormalizedFinding:
         cluster_arn=cluster.get("Arn") or "",
         vpc_id=cluster.get("VpcId") or "",
         k8s_user=user.get("Username") or "",
-        k8s_groups=tuple(user.get("Groups") or ()),
+        k8s_groups=_texts(user.get("Groups")),
         impersonated_user=_dig(user, "ImpersonatedUser", "Username") or "",
-        source_ips=tuple(call.get("SourceIps") or ()),
+        source_ips=_texts(call.get("SourceIps")),
         asn=organization.get("Asn") or "",
         asn_org=organization.get("AsnOrg") or "",
         isp=organization.get("Isp") or "",

@@ -212,6 +212,21 @@ def test_a_database_error_drops_the_queue_and_any_other_error_sends_it_first() -
 
 
 @postgresql_only
+def test_an_error_that_dooms_the_transaction_drops_the_queue_and_is_the_error_raised() -> None:
+    # (a test runs inside a transaction: the block and the atomic without a savepoint are nested in it)
+    with transaction.atomic():
+        # when: an application error leaves a block without a savepoint, which dooms the transaction
+        with pytest.raises(TypeError, match="not a string"), writes_batched():
+            rows_insert(Observable, _observable_rows("198.51.100.18"), returning=False)
+            with transaction.atomic(savepoint=False):
+                raise TypeError("not a string")
+        # then: the error raised is the application's (sending the queue raised TransactionManagementError)
+        assert connection.needs_rollback
+        transaction.set_rollback(False)  # only to look: nothing was sent
+        assert not Observable.objects.filter(value="198.51.100.18").exists()
+
+
+@postgresql_only
 def test_a_statement_without_parameters_keeps_its_percent_signs_when_it_carries_the_queue() -> None:
     with writes_batched():
         rows_insert(Observable, _observable_rows("198.51.100.11"), returning=False)

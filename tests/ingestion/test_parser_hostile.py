@@ -54,3 +54,12 @@ def test_an_integer_member_holds_32_bits(count: int, ok: bool) -> None:
     else:
         with pytest.raises(FindingParseError, match="service.count"):
             parse_finding(document)
+
+
+def test_nulls_in_the_lists_read_are_left_out() -> None:
+    # Found by tests/ingestion/test_property_hostile.py: a null address reached the observables as None.
+    document = copy.deepcopy(wire(ANONYMOUS))
+    document["service"]["action"]["kubernetesApiCallAction"]["sourceIPs"] = [None, "198.51.100.23", ""]
+    document["resource"]["kubernetesDetails"]["kubernetesUserDetails"]["groups"] = [None, "system:unauthenticated"]
+    finding = parse_finding(document)
+    assert finding.source_ips == ("198.51.100.23",) and finding.k8s_groups == ("system:unauthenticated",)

@@ -36,7 +36,13 @@ from incidents.models import (
 )
 from incidents.rows import row_update, rows_insert, statement_send, writes_batched
 from incidents.services.incidents import incident_change_phase, incident_open, sla_due_at
-from integrations.aws.guardduty import FindingParseError, NormalizedFinding, documents_from_bytes, parse_finding
+from integrations.aws.guardduty import (
+    FindingParseError,
+    NormalizedFinding,
+    documents_from_bytes,
+    parse_finding,
+    storable,
+)
 from playbooks.models import Playbook
 from playbooks.selectors import playbook_for_finding_type
 
@@ -81,8 +87,10 @@ class IngestReport:
 
 def payload_store(*, source: str, body: bytes, meta: dict[str, Any] | None = None) -> InboundPayload:
     """Keep the body exactly as received, committed on its own before any parsing."""
+    # The meta is ours, but made of what came with the body (a file name, a message attribute): a name
+    # undecodable as UTF-8 reaches Python with lone surrogates, which jsonb refuses.
     fields = {"source": source, "body": body, "sha256": hashlib.sha256(body).hexdigest(), "size": len(body),
-              "meta": meta or {}, "received_at": timezone.now(), "status": InboundPayload.Status.RECEIVED,
+              "meta": storable(meta or {}), "received_at": timezone.now(), "status": InboundPayload.Status.RECEIVED,
               "counts": {}, "processed_at": None}  # fmt: skip
     # One row, one statement: in autocommit it is its own transaction (an atomic block would add a
     # BEGIN and a COMMIT round trip to every event, P3); inside a caller's transaction it is part of it.

@@ -104,7 +104,7 @@ def _decompress(body: bytes) -> bytes:
 
 def _decode_json(text: str) -> Any:
     value = _decode_document_or_lines(text)
-    return _storable(value) if _UNSTORABLE_ESCAPE.search(text) else value
+    return storable(value) if _UNSTORABLE_ESCAPE.search(text) else value
 
 
 def _decode_document_or_lines(text: str) -> Any:
@@ -160,13 +160,14 @@ _UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def _storable(value: Any) -> Any:
+def storable(value: Any) -> Any:
+    """A JSON value with each NUL and lone surrogate replaced by U+FFFD, in keys and values alike."""
     if isinstance(value, str):
         return _UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, list):
-        return [_storable(item) for item in value]
+        return [storable(item) for item in value]
     if isinstance(value, dict):
-        return {_storable(key): _storable(item) for key, item in value.items()}
+        return {storable(key): storable(item) for key, item in value.items()}
     return value
 
 

@@ -1,5 +1,6 @@
 """`manage.py import_findings`: one summary line per file, rejections listed, exit status 1 on any rejection."""
 
+import os
 import shutil
 from io import StringIO
 from pathlib import Path
@@ -9,6 +10,7 @@ from django.core.management import call_command, execute_from_command_line
 from django.core.management.base import CommandError
 
 from incidents.models import Finding, InboundPayload, Incident, QuarantinedDocument
+from incidents.services.findings import payload_receive
 from tests.fixtures import GUARDDUTY
 
 pytestmark = pytest.mark.django_db
@@ -113,3 +115,20 @@ def test_an_oversized_file_is_kept_as_an_empty_payload_and_quarantined(playbook,
     assert payload.status == InboundPayload.Status.REJECTED and payload.counts["rejected"] == 1
     assert "over the import limit" in QuarantinedDocument.objects.get(payload=payload).reason
     assert not Finding.objects.exists()
+
+
+def test_a_file_name_that_is_not_utf8_is_imported_and_shown_with_a_replacement_character(playbook, tmp_path) -> None:
+    # given: a name from another system (Latin-1 "é"), which Python hands over with a lone surrogate
+    name = os.fsdecode(bytes(tmp_path) + b"/caf\xe9.json")
+    shutil.copy(GOOD, name)
+    # when
+    out, error = run(name)
+    # then: imported; the line and the payload's meta show the odd byte as U+FFFD
+    shown = f"{tmp_path}/caf\ufffd.json"
+    assert error is None and out.splitlines() == [f"{shown}: created 1, updated 0, duplicate 0, stale 0, rejected 0"]
+    assert InboundPayload.objects.get().meta["file"] == shown
+
+
+def test_whatever_comes_with_a_payload_is_stored_even_text_jsonb_refuses(playbook) -> None:
+    report = payload_receive(source=InboundPayload.Source.SQS, body=GOOD.read_bytes(), meta={"attribute\x00": "\udcff"})
+    assert InboundPayload.objects.get(pk=report.payload_id).meta == {"attribute\ufffd": "\ufffd"}

@@ -9,6 +9,7 @@ Prints one summary line per file, plus one indented line per rejection. Exit sta
 file was fully accepted, 1 when anything was rejected (a missing or unreadable path included).
 """
 
+import os
 from pathlib import Path
 from typing import IO, Any
 
@@ -95,14 +96,17 @@ class Command(BaseCommand):
 
     def _import_one(self, path: Path) -> bool:
         """Import one file, print its lines; True when everything in it was accepted."""
+        # A name that is not UTF-8 (a file from another system) arrives with lone surrogates, which
+        # neither the terminal nor the payload's meta can take: its odd bytes are shown as U+FFFD.
+        label = os.fsencode(path).decode("utf-8", "replace")
         try:
             with path.open("rb") as stream:
-                report = file_import(name=str(path), stream=stream, size=path.stat().st_size)
+                report = file_import(name=label, stream=stream, size=path.stat().st_size)
         except OSError as exc:  # missing, unreadable, a special file: reported, never a traceback
-            self.stdout.write(f"{path}: " + ", ".join(f"{status} {int(status == REJECTED)}" for status in STATUSES))
+            self.stdout.write(f"{label}: " + ", ".join(f"{status} {int(status == REJECTED)}" for status in STATUSES))
             self.stdout.write(f"  rejected payload: cannot read the file ({exc.strerror or exc})")
             return False
-        lines = report_lines(str(path), report)
+        lines = report_lines(label, report)
         style = self.style.SUCCESS if report.fully_accepted else self.style.ERROR
         self.stdout.write(lines[0], style)
         for line in lines[1:]:

@@ -4,6 +4,8 @@ Reading needs `incidents:read`; launching or deciding a run needs `remediation:e
 account's role still applies (two-person rule: a manager other than the proposer approves).
 """
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -30,13 +32,33 @@ class ActionRunSerializer(serializers.Serializer):  # type: ignore[type-arg]
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
+class ActionParamsField(serializers.DictField):  # type: ignore[type-arg]
+    """Names checked like values: DictField checks only values, and a NUL or a lone surrogate in a name
+    reached the run's jsonb as a server error."""
+
+    child = serializers.CharField(max_length=2000)
+    key_field = serializers.CharField(max_length=100)
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        params: dict[str, str] = super().to_internal_value(data)
+        for name in params:
+            try:
+                self.key_field.run_validation(name)
+            except serializers.ValidationError as exc:
+                reasons = exc.detail if isinstance(exc.detail, list) else [exc.detail]
+                raise serializers.ValidationError(
+                    f"the parameter name {name[:100]!r}: " + " ".join(map(str, reasons))
+                ) from exc
+        return params
+
+
 class ActionRunRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
     action = serializers.CharField(max_length=50, help_text="e.g. rbac.inspect, rbac.remediate, query.run")
     item = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="Checklist item id.")
     parent = serializers.IntegerField(  # type: ignore[assignment]
         required=False, allow_null=True, default=None, help_text="Run it undoes."
     )
-    params = serializers.DictField(child=serializers.CharField(max_length=2000), required=False, default=dict)
+    params = ActionParamsField(required=False, default=dict)
 
 
 class ActionRunDecisionSerializer(serializers.Serializer):  # type: ignore[type-arg]

@@ -81,3 +81,14 @@ def test_a_successful_remediation_is_announced(
         "action": "test.echo",
         "approved_by": None,
     }
+
+
+@pytest.mark.parametrize("name", ["a\x00", "a\ud800", "n" * 101, "\x00" * 101])
+def test_a_parameter_name_the_database_cannot_store_is_refused_with_400(api, responder, incident, name) -> None:
+    response = api(responder, ["remediation:execute"]).post(
+        f"/api/v1/incidents/{incident.pk}/action-runs/",
+        json.dumps({"action": "test.change", "params": {name: "v"}}),
+        content_type="application/json",
+    )
+    assert response.status_code == 400 and "the parameter name" in response.json()["detail"]
+    assert not ActionRun.objects.exists()

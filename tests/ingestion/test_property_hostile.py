@@ -54,11 +54,24 @@ VALUES = st.recursive(
 )
 
 
-def _replaced(document: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
-    parent: Any = document
-    for step in path[:-1]:
-        parent = parent[step]
-    parent[path[-1]] = value
+def _finding(spelling: str, tag: int, **top: str) -> dict[str, Any]:
+    """A copy of the template with its own id (and other top-level members, by wire name)."""
+    document = copy.deepcopy(TEMPLATES[spelling])
+    for name, value in {"id": f"hostile-{tag}", **top}.items():
+        document[name if spelling == "wire" else name[0].upper() + name[1:]] = value
+    return document
+
+
+def _changed(document: dict[str, Any], replacements: list[tuple[tuple[Any, ...], Any]]) -> dict[str, Any]:
+    """The document with each value replaced in turn (a replaced container hides what was inside)."""
+    for path, value in replacements:
+        parent: Any = document
+        try:
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier change removed this place
     return document
 
 
@@ -83,16 +96,11 @@ CHANGES = st.sampled_from(sorted(TEMPLATES)).flatmap(
 def test_any_value_anywhere_in_a_finding_is_ingested_or_quarantined_never_an_error(
     playbook, changes: tuple[str, list[tuple[tuple[Any, ...], Any]]], tag: int
 ) -> None:
-    # given: a real finding with up to four values replaced (a replaced container hides what was inside)
+    # given: a real finding with up to four values replaced
     spelling, replacements = changes
-    document = copy.deepcopy(TEMPLATES[spelling])
-    document["id" if spelling == "wire" else "Id"] = f"hostile-{tag}"
-    for path, value in replacements:
-        try:
-            document = _replaced(document, path, value)
-        except (KeyError, IndexError, TypeError):
-            continue  # an earlier change removed this place
-    body = json.dumps(document).encode()  # writes NaN, Infinity and escaped surrogates as they are
+    body = json.dumps(
+        _changed(_finding(spelling, tag), replacements)
+    ).encode()  # writes NaN, Infinity and escaped surrogates as they are
     savepoint = transaction.savepoint()
     try:
         # when
@@ -121,15 +129,8 @@ def test_any_value_anywhere_in_a_later_version_updates_or_is_quarantined_never_a
     # given: the finding as first delivered, then a later version (the locked, one-at-a-time path) with
     # up to four values replaced
     spelling, replacements = changes
-    first = copy.deepcopy(TEMPLATES[spelling])
-    first["id" if spelling == "wire" else "Id"] = f"hostile-{tag}"
-    later = copy.deepcopy(first)
-    later["updatedAt" if spelling == "wire" else "UpdatedAt"] = "2030-01-01T00:00:00.000Z"
-    for path, value in replacements:
-        try:
-            later = _replaced(later, path, value)
-        except (KeyError, IndexError, TypeError):
-            continue
+    first = _finding(spelling, tag)
+    later = _changed(_finding(spelling, tag, updatedAt="2030-01-01T00:00:00.000Z"), replacements)
     savepoint = transaction.savepoint()
     try:
         assert payload_receive(source=InboundPayload.Source.WEBHOOK, body=json.dumps(first).encode()).counts[CREATED]

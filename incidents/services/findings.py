@@ -36,13 +36,8 @@ from incidents.models import (
 )
 from incidents.rows import row_update, rows_insert, statement_send, writes_batched
 from incidents.services.incidents import incident_change_phase, incident_open, sla_due_at
-from integrations.aws.guardduty import (
-    FindingParseError,
-    NormalizedFinding,
-    documents_from_bytes,
-    parse_finding,
-    storable,
-)
+from integrations.aws.guardduty import FindingParseError, NormalizedFinding, documents_from_bytes, parse_finding
+from integrations.storable import storable
 from playbooks.models import Playbook
 from playbooks.selectors import playbook_for_finding_type
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from integrations.queries.csvstream import DUCKDB_CSV_OPTIONS
+from integrations.storable import storable
 
 TOP = 5
 PREVIEW_CELL = 300  # characters of a cell kept in the preview
@@ -154,6 +155,9 @@ def _preview(
     for *row, flagged in connection.execute(sql, params | {"size": size}).fetchall():
         # Cut long cells (request parameters can be kilobytes): the run row stays small, the CSV is whole.
         cut = [c if c is None or len(c) <= PREVIEW_CELL else c[: PREVIEW_CELL - 1] + "…" for c in row]
+        # The run's jsonb cannot hold a NUL from the data (CloudTrail copies request text): U+FFFD in
+        # the preview and the top values; the evidence CSV keeps the cell as it came.
+        cut = storable(cut)
         preview.append({"cells": cut, "flagged": bool(flagged)})
     return preview
 
@@ -223,4 +227,4 @@ def _count(
             summary.rows, summary.flagged, summary.errors = int(count), int(flagged or 0), int(failed or 0)
         elif value:
             # Inserted in rank order, so Counter.most_common keeps it (ties: the value seen first).
-            summary.counters[ids[slot_id]][value] = int(weighted)
+            summary.counters[ids[slot_id]][storable(value)] += int(weighted)

@@ -17,7 +17,6 @@ import gzip
 import io
 import json
 import math
-import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from botocore.model import Shape, StructureShape
 from botocore.parsers import create_parser
 
 from integrations.errors import PermanentIntegrationError
+from integrations.storable import UNSTORABLE_ESCAPE, storable
 
 _MODEL = botocore.session.get_session().get_service_model("guardduty")
 _GET_FINDINGS = _MODEL.operation_model("GetFindings")
@@ -103,8 +103,15 @@ def _decompress(body: bytes) -> bytes:
 
 
 def _decode_json(text: str) -> Any:
+    """The JSON value (or JSON lines) of a text, made storable.
+
+    GuardDuty copies text an attacker chooses into a finding (a user agent, a request URI, a user
+    name): refusing a finding with a NUL or a lone surrogate in it would let the attacker keep their
+    own activity out of the case list, so those characters become U+FFFD (integrations.storable). The
+    payload row keeps the bytes as received. Only a text that spells one of them is walked.
+    """
     value = _decode_document_or_lines(text)
-    return storable(value) if _UNSTORABLE_ESCAPE.search(text) else value
+    return storable(value) if UNSTORABLE_ESCAPE.search(text) else value
 
 
 def _decode_document_or_lines(text: str) -> Any:
@@ -147,27 +154,6 @@ def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         raise FindingParseError(f"invalid JSON: the number {text[:40]} is too large")
-    return value
-
-
-# PostgreSQL stores neither a NUL character nor half of a surrogate pair, in text or in jsonb, and a
-# JSON string can hold either (\u0000, a lone \ud800). GuardDuty copies text an attacker chooses into a
-# finding (a user agent, a request URI, a user name): refusing such a finding would let the attacker
-# keep their own activity out of the case list. Each such character becomes U+FFFD instead; the payload
-# row keeps the bytes as received. A valid JSON text can only spell either one as an escape, so only a
-# payload holding such an escape (or an emoji's surrogate pair, which the walk leaves as it is) is walked.
-_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def storable(value: Any) -> Any:
-    """A JSON value with each NUL and lone surrogate replaced by U+FFFD, in keys and values alike."""
-    if isinstance(value, str):
-        return _UNSTORABLE.sub("\ufffd", value)
-    if isinstance(value, list):
-        return [storable(item) for item in value]
-    if isinstance(value, dict):
-        return {storable(key): storable(item) for key, item in value.items()}
     return value
 
 

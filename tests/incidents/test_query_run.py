@@ -313,6 +313,14 @@ def test_the_preview_cuts_long_cells_but_the_evidence_keeps_them(tmp_path: Path)
     assert len((tmp_path / "result.csv").read_bytes()) > 5000
 
 
+def test_a_nul_from_the_logs_is_shown_as_a_replacement_character_and_kept_in_the_evidence(tmp_path: Path) -> None:
+    # CloudTrail copies request text into its records; the run's jsonb cannot hold a NUL (a DataError)
+    summary = _summary(tmp_path, ("eventname", "arn"), [("GetObject", "arn:a\x00"), ("GetObject", "arn:a\ufffd")], ())
+    assert [row["cells"][1] for row in summary.preview] == ["arn:a\ufffd", "arn:a\ufffd"]
+    assert summary.top()["principals"] == [("arn:a\ufffd", 2)]  # the two now read alike: counted together
+    assert b"arn:a\x00" in (tmp_path / "result.csv").read_bytes()
+
+
 def test_the_evidence_bundle_carries_the_query_provenance(incident, responder, manager) -> None:
     import zipfile
 

@@ -134,7 +134,7 @@ def _collector_paused() -> Iterator[None]:
     A payload's parsed documents (~300 objects each, 500 to a chunk) live until their chunk is written,
     so the collector ran again and again over them, and over everything else the process holds, and
     freed nothing: JSON trees hold no cycles, and reference counting frees them. On a bulk import that
-    was 0.05–0.10 ms a finding (benchmarks/README.md, P1). Switched back on at the end, if it was on;
+    was about 0.05 ms a finding (benchmarks/README.md, P1). Switched back on at the end, if it was on;
     whatever cycle was made meanwhile (a payload is at most 20 MiB) is collected then.
     """
     enabled = gc.isenabled()

@@ -204,10 +204,10 @@ def writes_batched() -> Iterator[None]:
     COMMIT does not go through the cursor. A block nested in one begun inside the same transaction
     leaves its queue to the outer block's end; a block begun outside any transaction queues nothing,
     and one nested in it inside a transaction has its own queue, sent at its end, before that
-    transaction's COMMIT. Leaving a block on a
-    database error drops what is queued (the transaction or savepoint is being rolled back); on any
-    other exception it is sent first, as it would have been. SQLite (`make run`) runs one statement at
-    a time: there the block changes nothing.
+    transaction's COMMIT. Leaving a block on a database error, or with its transaction marked for
+    rollback, drops what is queued (none of it could take effect); on any other exception it is sent
+    first, as it would have been. SQLite (`make run`) runs one statement at a time: there the block
+    changes nothing.
     """
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql" or not db.in_atomic_block:

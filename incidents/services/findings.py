@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -204,6 +205,7 @@ def _finding_parsed(document: Any) -> NormalizedFinding:
     return finding
 
 
+@cache  # per ingested finding: the model's meta does not change
 def _max_length(name: str) -> int:
     field = Finding._meta.get_field(name)
     assert isinstance(field, models.CharField) and field.max_length is not None  # all four are bounded CharFields

@@ -1,12 +1,14 @@
 """`make bench-ingest [ARGS=--quick]`: GuardDuty ingestion throughput against same-run references (P1–P3).
 
-- P1: N distinct findings (default 20,000; --quick 2,000), 500 per payload, through the real service
-  (`payload_receive(source="import")`: store the body, parse, and ingest set-based per 500, which opens an
-  incident per finding with its observables and timeline; its checklist rows wait for the first read).
-  Reference: a raw `COPY` of the same N JSON documents into a scratch table (jsonb plus a unique text
-  key) through the Django connection.
-- P2: the same N documents a second time, same batching: every finding "duplicate", no new findings,
-  incidents, timeline events, checklist items or observable links. Reference: the first pass.
+- P1: N distinct findings (default 20,000; --quick 2,000) in files of 500, through the real import
+  (`paths_import`, as `manage.py import_findings --jobs J` runs it; J = --jobs, default the CPUs): each
+  file is stored, parsed, and ingested set-based, which opens an incident per finding with its
+  observables and timeline (its checklist rows wait for the first read), J files at a time, each in a
+  process and session of its own. Reference: a raw `COPY` of the same N JSON documents into a scratch
+  table (jsonb plus a unique text key) through the Django connection. Shown too: the same findings
+  through `payload_receive` serially in this process, on the same empty tables.
+- P2: the same N documents a second time, same files and jobs: every finding "duplicate", no new
+  findings, incidents, timeline events, checklist items or observable links. Reference: the first pass.
 - P3: the event path, one finding per Celery task (5,000 events; --quick 500), a real prefork worker
   (2 processes, prefetch 1, the project's acks_late) on the Redis broker, timed from the first enqueue to
   the last task done. Reference: no-op tasks drained by the same worker in the same run.
@@ -32,6 +34,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -342,6 +345,54 @@ def service_pass(bodies: list[bytes], items: int, name: str) -> Pass:
     return Pass(name, items, seconds, cpu, db_total, dict(counted))
 
 
+def import_pass(paths: list[Path], items: int, name: str, jobs: int) -> Pass:
+    """The subject: the files through `paths_import`, as `manage.py import_findings --jobs N` takes them.
+
+    Each of the `jobs` processes has its own PostgreSQL session, so the server's CPU is read for the
+    whole server (every backend, and those that ended, from the postmaster's reaped children's time),
+    and this process's CPU includes its children's.
+    """
+    from incidents.services.file_imports import paths_import
+
+    counted: Counter[str] = Counter()
+    db0, cpu0, t0 = server_cpu(), own_cpu_with_children(), time.perf_counter()
+    for imported in paths_import(paths, jobs=jobs):
+        assert imported.report is not None, imported.unreadable
+        counted.update(imported.report.counts)
+    seconds = time.perf_counter() - t0
+    cpu, db1 = own_cpu_with_children() - cpu0, server_cpu()
+    db = db1 - db0 if db0 is not None and db1 is not None else None
+    return Pass(name, items, seconds, cpu, db, dict(counted))
+
+
+def own_cpu_with_children() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def server_cpu() -> float | None:
+    """CPU seconds of the whole local PostgreSQL server: its live processes and the ones it reaped."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW data_directory")
+        data = Path(cursor.fetchone()[0])
+    try:
+        postmaster = int((data / "postmaster.pid").read_text().split()[0])
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, ValueError):
+        return None
+    total = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # reaped children
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            rest = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        if int(rest[1]) == postmaster:
+            total += (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 # --- Profile ----------------------------------------------------------------------------------------------
 
 # (label, file suffix, function name): cumulative time of each, read from the profile.
@@ -611,9 +662,11 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=None, help="Celery events for P3 (default 5,000)")
     parser.add_argument("--skip-celery", action="store_true", help="leave out P3")
     parser.add_argument("--skip-profile", action="store_true", help="leave out the cProfile passes")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="import processes for P1/P2")
     args = parser.parse_args()
     n = args.findings or (2_000 if args.quick else 20_000)
     events = args.events or (500 if args.quick else 5_000)
+    jobs = args.jobs
     began = time.perf_counter()
 
     version = code_version()
@@ -650,15 +703,24 @@ def main() -> int:
     print("P1 reference: COPY into bench_ingest_copy (jsonb + unique key)", flush=True)
     passes["copy1"] = copy_pass(keys, texts, "COPY (reference), run 1")
     print(pass_detail(passes["copy1"]), flush=True)
-    before = row_counts()
-    print("P1 subject: payload_receive(source=import), first pass (all new)", flush=True)
-    passes["first"] = service_pass(bodies, n, "first pass, service (all new)")
-    print(pass_detail(passes["first"]), f"\n    statuses {passes['first'].statuses}", flush=True)
-    middle = row_counts()
-    print("P2: the same payloads again (all duplicate)", flush=True)
-    passes["second"] = service_pass(bodies, n, "second pass, service (all duplicate)")
-    print(pass_detail(passes["second"]), f"\n    statuses {passes['second'].statuses}", flush=True)
-    after = row_counts()
+    print("One process (info): payload_receive(source=import) per payload, serially", flush=True)
+    passes["serial"] = service_pass(bodies, n, "one process, payload_receive (all new)")
+    print(pass_detail(passes["serial"]), f"\n    statuses {passes['serial'].statuses}", flush=True)
+    tables_reset()  # the import below starts from the same empty tables
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
+        paths = []
+        for i, body in enumerate(bodies):
+            paths.append(Path(folder) / f"findings-{i:04d}.json")
+            paths[-1].write_bytes(body)
+        before = row_counts()
+        print(f"P1 subject: the {len(paths)} files through paths_import, {jobs} at a time (all new)", flush=True)
+        passes["first"] = import_pass(paths, n, f"first pass, import --jobs {jobs} (all new)", jobs)
+        print(pass_detail(passes["first"]), f"\n    statuses {passes['first'].statuses}", flush=True)
+        middle = row_counts()
+        print("P2: the same files again (all duplicate)", flush=True)
+        passes["second"] = import_pass(paths, n, f"second pass, import --jobs {jobs} (all duplicate)", jobs)
+        print(pass_detail(passes["second"]), f"\n    statuses {passes['second'].statuses}", flush=True)
+        after = row_counts()
     passes["copy2"] = copy_pass(keys, texts, "COPY (reference), run 2")
     print(pass_detail(passes["copy2"]), flush=True)
 
@@ -686,7 +748,7 @@ def main() -> int:
     p1_ratio = first.rate / copy_ref.rate
     p2_ratio = second.rate / first.rate
     goals = [
-        Goal("P1", f"ingest {n:,} new findings, payload_receive, {BATCH}/payload", _rate(first),
+        Goal("P1", f"ingest {n:,} new findings, import --jobs {jobs}, {BATCH}/file", _rate(first),
              f"COPY {_rate(copy_ref)}", p1_ratio, f"≥{GOAL_P1:g}×", p1_ratio >= GOAL_P1 and all_created),
         Goal("P2", f"second pass, same {n:,} findings", _rate(second), f"first pass {_rate(first)}",
              p2_ratio, f"≥{GOAL_P2:g}×", p2_ratio >= GOAL_P2),
@@ -694,7 +756,11 @@ def main() -> int:
              f"{second.statuses.get('duplicate', 0):,}/{n:,} duplicate", None, "0 rows",
              all_duplicate and not any(second_new_rows.values())),
     ]  # fmt: skip
-    details = ["Passes (per item: wall time, this process's CPU, its PostgreSQL backend's CPU):"]
+    serial = passes["serial"]
+    details = [f"  one process (info): {_rate(serial)} = {serial.rate / copy_ref.rate:.3f} × COPY; the import with "
+               f"{jobs} processes ran {first.rate / serial.rate:.2f} × as fast"]  # fmt: skip
+    details.append("Passes (per item: wall time, this process's CPU, its PostgreSQL backend's CPU; for the import: "
+                   "with its processes, and the whole server's CPU):")  # fmt: skip
     details += [pass_detail(p) for p in passes.values()]
     details.append(f"  first pass created rows: {created_new}")
     details.append(f"  second pass new rows:    {second_new}  (payloads are kept on every delivery, by design)")

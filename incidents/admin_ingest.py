@@ -23,8 +23,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from incidents import permissions
-from incidents.management.commands.import_findings import STATUSES, file_import, import_max_bytes, report_lines
+from incidents.management.commands.import_findings import STATUSES, report_lines
 from incidents.models import InboundPayload, QuarantinedDocument
+from incidents.services.file_imports import file_import, import_max_bytes
 from incidents.services.findings import REJECTED, payload_process
 
 BODY_PREVIEW_BYTES = 256 * 1024

@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, models, transaction
 from django.utils import timezone
 
 from incidents import timeline
@@ -167,9 +167,28 @@ def _payload_parse_and_ingest(payload: InboundPayload) -> IngestReport:
     try:
         with transaction.atomic(), writes_batched():
             return _documents_ingest(payload, documents, replace(report, results=[*report.results]), savepoint=False)
-    except IntegrityError:
+    except (IntegrityError, OperationalError) as exc:
+        if not lost_to_another_session(exc):
+            raise
         with transaction.atomic(), writes_batched():
             return _documents_ingest(payload, documents, report, savepoint=True)
+
+
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE
+
+
+def lost_to_another_session(exc: DatabaseError) -> bool:
+    """The write lost to a concurrent ingest: an insert race, or a deadlock that made us the victim.
+
+    Either way the transaction (or savepoint) is rolled back and the other session's rows stand, so
+    doing the work again, one finding at a time behind its row lock, converges. A deadlock takes new
+    rows that two sessions each want, inserted in opposite orders (two files imported at once that
+    share findings, in a different order). Any other database error (a lost connection) is not ours
+    to retry here: the task that runs us retries those.
+    """
+    if isinstance(exc, IntegrityError):
+        return True
+    return getattr(exc.__cause__, "pgcode", None) == DEADLOCK_DETECTED
 
 
 def _documents_ingest(
@@ -445,7 +464,9 @@ def observables_link(wanted: dict[int, set[tuple[str, str]]]) -> None:
     rows = [(pk, kind, value) for pk, values in wanted.items() for kind, value in values]
     if not rows:
         return
-    unique = {(kind, value) for _, kind, value in rows}
+    # In one order for every session: two ingests that each insert a new observable the other wants
+    # would otherwise wait on each other's uncommitted row, a deadlock that fails one of them.
+    unique = sorted({(kind, value) for _, kind, value in rows})
     rows_insert(Observable, [{"kind": kind, "value": value} for kind, value in unique], ignore_conflicts=True)
     through = Observable.incidents.through
     link, observable = through._meta.db_table, Observable._meta.db_table

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from incidents import outbound, timeline
@@ -118,10 +118,11 @@ def _chunk_ingest(chunk: list[Numbered], payload: Any, *, savepoint: bool) -> di
         # (here the savepoint's release, or one round trip at the block's end), not one trip each (P3).
         with transaction.atomic(savepoint=savepoint), writes_batched():
             results.update(_create_all(fresh, payload, library))
-    except IntegrityError:
-        if not savepoint:
-            raise  # the caller's transaction is lost with it: the caller starts over
-        # A concurrent delivery created one of these keys first: take them one at a time (locked).
+    except (IntegrityError, OperationalError) as exc:
+        if not savepoint or not single.lost_to_another_session(exc):
+            raise  # without a savepoint the caller's transaction is lost with it: the caller starts over
+        # A concurrent delivery created one of these keys first, or deadlocked with us over them:
+        # take them one at a time (locked).
         later = sorted(fresh + later)
     for pos, finding in later:
         results[pos] = single.finding_ingest(finding=finding, payload=payload)

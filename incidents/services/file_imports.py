@@ -1,10 +1,10 @@
 """Findings from files: `manage.py import_findings` and the admin's upload page.
 
 Each file is one payload, stored before anything parses it, then processed as every source is
-(`payload_receive`). A backfill is many files (an S3 export writes one per batch of findings), and one
-process ingests them at about half its speed: it waits on PostgreSQL while PostgreSQL waits on it, so
-a two-core machine keeps one core idle (P1, `benchmarks/README.md`). `paths_import` therefore takes
-several files at once, each in a process of its own with its own database session.
+(`payload_receive`). A backfill is many files (an S3 export writes one per batch of findings). One
+process ingesting them waits on PostgreSQL while PostgreSQL waits on it, so a two-core machine keeps a
+core idle: two processes import about twice as fast (P1, `benchmarks/README.md`). `paths_import`
+therefore takes several files at once, each in a process of its own with its own database session.
 """
 
 import os

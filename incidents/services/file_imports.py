@@ -81,10 +81,12 @@ def paths_import(paths: Sequence[Path], *, jobs: int) -> Iterator[FileImported]:
     """Import the files, up to `jobs` at a time; outcomes come back in the order of `paths`.
 
     The files are independent payloads, so the order they commit in does not change what they leave
-    behind: a finding in two of them ends at its latest version either way (only which copy is called
-    "stale" and which "updated" can differ). Taken one at a time when one process is all there can be:
-    a single file; SQLite (one writer at a time); a caller's open transaction, whose uncommitted rows
-    another session could not see; a platform without fork.
+    behind: a finding in two of them ends at its latest version either way. Only which copy is called
+    "stale" and which "updated" can differ, and with it which versions get an occurrence event.
+
+    Taken one at a time when one process is all there can be: a single file; SQLite (one writer at a
+    time); a caller's open transaction, whose uncommitted rows another session could not see; a
+    platform without fork.
     """
     jobs = min(jobs, len(paths))
     if jobs <= 1 or not _sessions_can_run_alongside():

@@ -181,7 +181,8 @@ def lost_to_another_session(exc: DatabaseError) -> bool:
     """The write lost to a concurrent ingest: an insert race, or a deadlock that made us the victim.
 
     Either way the transaction (or savepoint) is rolled back and the other session's rows stand, so
-    doing the work again, one finding at a time behind its row lock, converges. A deadlock takes new
+    doing the work again converges: with a savepoint, and if that loses too, one finding at a time
+    behind its row lock. A deadlock takes new
     rows that two sessions each want, inserted in opposite orders (two files imported at once that
     share findings, in a different order). Any other database error (a lost connection) is not ours
     to retry here: the task that runs us retries those.

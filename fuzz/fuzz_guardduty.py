@@ -19,7 +19,9 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, django_setup, fuzz, instrumented  # noqa: E402
 
-django_setup()
+django_setup()  # puts the project root on sys.path
+from tests.fixtures import document_places  # noqa: E402
+
 guardduty = instrumented("integrations.aws.guardduty")
 FindingParseError, documents_from_bytes, parse_finding = (
     guardduty.FindingParseError,
@@ -32,18 +34,7 @@ TEMPLATES = [json.loads(path.read_text()) for path in sorted((FIXTURES / "wire")
 TEMPLATES += [json.loads(path.read_text()) for path in sorted((FIXTURES / "boto3").glob("*.json"))]
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _paths(item, (*prefix, index))
-    return found
-
-
-PATHS = [_paths(template) for template in TEMPLATES]
+PATHS = [[(), *document_places(template)] for template in TEMPLATES]  # () replaces the whole document
 
 
 def _value(data: atheris.FuzzedDataProvider, depth: int = 0) -> Any:

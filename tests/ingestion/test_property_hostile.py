@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from incidents.models import Finding, InboundPayload, QuarantinedDocument
 from incidents.services.findings import CREATED, REJECTED, payload_receive
-from tests.fixtures import load_guardduty
+from tests.fixtures import document_places, load_guardduty
 from tests.ingestion.conftest import ANONYMOUS, wire
 
 pytestmark = pytest.mark.django_db
@@ -26,19 +26,7 @@ pytestmark = pytest.mark.django_db
 TEMPLATES = {"wire": wire(ANONYMOUS), "boto3": load_guardduty(f"boto3/{ANONYMOUS}.json")}
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every place in the document: each member and list item, containers included."""
-    places = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            places += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            places += _paths(item, (*prefix, index))
-    return places
-
-
-PATHS = {spelling: _paths(template) for spelling, template in TEMPLATES.items()}
+PATHS = {spelling: document_places(template) for spelling, template in TEMPLATES.items()}
 TIMES = ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00+05:00", "2026-02-30T00:00:00Z", "2026-11-28T00:00:00Z", ""]
 SCALARS = (
     st.none()

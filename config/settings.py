@@ -224,6 +224,9 @@ WATCHPOST_LIST_PAGE_SIZE = env.int("WATCHPOST_LIST_PAGE_SIZE", default=50)
 WATCHPOST_REOPEN_WINDOW_HOURS = env.int("WATCHPOST_REOPEN_WINDOW_HOURS", default=72)
 # Grouping (0: off): a new finding of the same type on the same cluster within this window, or a
 # SuccessfulAnonymousAccess after an AnonymousAccessGranted there, joins the open incident.
+# The ingest's hot statements are prepared once per PostgreSQL session (incidents.rows.prepared). Turn off
+# behind a pooler that moves a client's transactions between sessions (PgBouncer in transaction mode).
+WATCHPOST_DB_PREPARED_STATEMENTS = env.bool("WATCHPOST_DB_PREPARED_STATEMENTS", default=True)
 WATCHPOST_GROUP_WINDOW_MINUTES = env.int("WATCHPOST_GROUP_WINDOW_MINUTES", default=0)
 # Signed findings webhook: shared secrets for the HMAC signature (comma-separated, to rotate).
 WATCHPOST_FINDINGS_WEBHOOK_SECRETS = env.list("WATCHPOST_FINDINGS_WEBHOOK_SECRETS", default=[])

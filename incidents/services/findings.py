@@ -475,11 +475,14 @@ def observables_link(wanted: dict[int, set[tuple[str, str]]]) -> None:
     # subquery is never flattened into a join, so each row is one index probe. Observables are never
     # deleted, so the probe finds the row; `IS NOT NULL` keeps a NULL out of the NOT NULL column if one
     # ever were. Only table names from the models' meta are formatted in; every value is a bound parameter.
+    # The first row's casts type the VALUES columns for a prepared statement (incidents.rows.prepared),
+    # whose parameters PostgreSQL types from their context alone.
+    first_row = "(CAST(%s AS bigint), CAST(%s AS text), CAST(%s AS text))"
     sql = (
         f'INSERT INTO "{link}" (observable_id, incident_id) '  # noqa: S608
         f'SELECT x.observable_id, x.incident_id FROM (SELECT (SELECT o.id FROM "{observable}" o '
         f"WHERE o.kind = w.column2 AND o.value = w.column3) AS observable_id, w.column1 AS incident_id "
-        f"FROM (VALUES {', '.join(['(%s, %s, %s)'] * len(rows))}) AS w) AS x "
+        f"FROM (VALUES {', '.join([first_row] + ['(%s, %s, %s)'] * (len(rows) - 1))}) AS w) AS x "
         f"WHERE x.observable_id IS NOT NULL ON CONFLICT DO NOTHING"
     )
     statement_send(sql, [cell for row in rows for cell in row])  # after the insert above, even when batched

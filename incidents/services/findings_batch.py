@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from incidents import outbound, timeline
 from incidents.models import Finding, Incident, TimelineEvent
-from incidents.rows import rows_insert, rows_insert_drawing, writes_batched
+from incidents.rows import prepared, rows_insert, rows_insert_drawing, writes_batched
 from incidents.services import findings as single
 from incidents.services.findings import CREATED, DUPLICATE, STALE, IngestResult, finding_key
 from integrations.aws.guardduty import NormalizedFinding
@@ -74,7 +74,7 @@ def _stored_versions(findings: Iterable[NormalizedFinding]) -> tuple[Versions, L
         f"ON (f.account_id, f.region, f.finding_id) IN ({rows})"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [part for key in keys for part in key])
+        cursor.execute(prepared(sql), [part for key in keys for part in key])
         fetched = cursor.fetchall()
     field = Finding._meta.get_field("finding_updated_at")
     converters = connection.ops.get_db_converters(field.get_col(Finding._meta.db_table))

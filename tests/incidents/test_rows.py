@@ -8,7 +8,7 @@ from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
 from incidents.models import Finding, InboundPayload, Incident, Observable, TimelineEvent
-from incidents.rows import row_update, rows_insert, rows_insert_drawing, statement_send, writes_batched
+from incidents.rows import prepared, row_update, rows_insert, rows_insert_drawing, statement_send, writes_batched
 
 pytestmark = pytest.mark.django_db
 
@@ -116,11 +116,18 @@ def test_a_null_and_a_constant_default_are_shared_but_a_callable_default_is_call
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite runs statements one by one")
 
 
+@pytest.fixture
+def plain_statements(settings) -> None:
+    """Statements sent as they are, not prepared (incidents.rows.prepared): these tests read their text."""
+    settings.WATCHPOST_DB_PREPARED_STATEMENTS = False
+
+
 def _observable_rows(*values: str) -> list[dict]:
     return [{"kind": "ip", "value": value} for value in values]
 
 
 @postgresql_only
+@pytest.mark.usefixtures("plain_statements")
 def test_batched_writes_travel_with_the_next_statement_in_order() -> None:
     with CaptureQueriesContext(connection) as sent, writes_batched():
         rows_insert(Observable, _observable_rows("198.51.100.1"), returning=False)
@@ -136,6 +143,7 @@ def test_batched_writes_travel_with_the_next_statement_in_order() -> None:
 
 
 @postgresql_only
+@pytest.mark.usefixtures("plain_statements")
 def test_what_is_still_queued_goes_at_the_end_of_the_block_in_one_round_trip() -> None:
     # (a test runs inside a transaction: the outer block begins in it)
     with CaptureQueriesContext(connection) as sent:
@@ -156,6 +164,7 @@ def test_what_is_still_queued_goes_at_the_end_of_the_block_in_one_round_trip() -
 
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("plain_statements")
 def test_a_block_begun_outside_a_transaction_sends_a_nested_transactions_writes_before_its_commit() -> None:
     with CaptureQueriesContext(connection) as sent, writes_batched():
         rows_insert(Observable, _observable_rows("198.51.100.14"), returning=False)  # autocommit: sent now
@@ -236,6 +245,7 @@ def test_a_statement_without_parameters_keeps_its_percent_signs_when_it_carries_
     assert row == ("100%", 1)
 
 
+@pytest.mark.usefixtures("plain_statements")
 def test_outside_postgresql_or_outside_a_block_every_write_is_sent_at_once() -> None:
     with CaptureQueriesContext(connection) as sent:
         rows_insert(Observable, _observable_rows("198.51.100.12"), returning=False)
@@ -267,3 +277,150 @@ def test_ids_drawn_for_another_table_are_its_own_next_ids(playbook) -> None:
     later = Finding.objects.create(incident_id=incident_ids[0], finding_id="later", **finding)
     assert sorted(Finding.objects.values_list("id", flat=True)) == sorted([*finding_ids, later.pk])
     assert later.pk > max(finding_ids)
+
+
+# --- prepared statements -------------------------------------------------------------------------------
+
+
+def _prepared_in_session() -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, statement FROM pg_prepared_statements WHERE name LIKE 'watchpost%%'")
+        return dict(cursor.fetchall())
+
+
+def _insert_two_observables(*values: str) -> list[str]:
+    """Two rows of one shape through rows_insert (without ids: through statement_send); the SQL each sent."""
+    with CaptureQueriesContext(connection) as sent:
+        for value in values:
+            rows_insert(Observable, _observable_rows(value), returning=False)
+    return [query["sql"] for query in sent]
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_is_prepared_once_per_session_then_sent_by_name_with_its_values() -> None:
+    connection.close()  # a session of its own: other tests prepare the same statement
+    # when: the same statement twice, with different values
+    sent = _insert_two_observables("198.51.100.30", "198.51.100.31")
+    # then: prepared once, then only its name and values went
+    executes = [sql for sql in sent if sql.startswith("EXECUTE ")]
+    assert executes == [executes[0].split("(")[0] + "('ip', '198.51.100.30')",
+                        executes[0].split("(")[0] + "('ip', '198.51.100.31')"]  # fmt: skip
+    name = executes[0].removeprefix("EXECUTE ").split("(")[0]
+    assert [sql for sql in sent if sql.startswith("PREPARE ")] == [
+        f'PREPARE {name} AS INSERT INTO "incidents_observable" ("kind", "value") VALUES ($1, $2)'  # noqa: S608 - compared, not sent
+    ]
+    assert _prepared_in_session()[name].endswith('INSERT INTO "incidents_observable" ("kind", "value") VALUES ($1, $2)')
+    assert sorted(Observable.objects.values_list("value", flat=True)) == ["198.51.100.30", "198.51.100.31"]
+    # when: again, later in the session
+    again = _insert_two_observables("198.51.100.32", "198.51.100.33")
+    # then: nothing is prepared twice
+    assert [sql.split("(")[0] for sql in again] == [f"EXECUTE {name}"] * 2
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_new_session_prepares_its_own_statements() -> None:
+    _insert_two_observables("198.51.100.34", "198.51.100.35")
+    assert _prepared_in_session()
+    # when: the connection closes (a worker's recycling, a server restart) and a new session begins
+    connection.close()
+    sent = _insert_two_observables("198.51.100.36", "198.51.100.37")
+    # then: the new session prepared the statement before using its name
+    assert sent[0].startswith("PREPARE ") and sent[-1].startswith("EXECUTE ")
+    assert Observable.objects.count() == 4
+
+
+@postgresql_only
+def test_a_statement_postgresql_cannot_prepare_is_sent_as_it_is_and_the_transaction_goes_on(caplog) -> None:
+    Observable.objects.create(kind="ip", value="198.51.100.38")
+    # a parameter whose type nothing in the statement tells: PREPARE refuses it
+    sql = 'UPDATE "incidents_observable" SET "value" = %s WHERE %s IS NULL'
+    # when
+    with CaptureQueriesContext(connection) as sent:
+        statement_send(sql, ["198.51.100.39", None])
+        statement_send(sql, ["198.51.100.40", "not null"])
+    # then: the refusal was tried once, in a savepoint rolled back alone, and each went as it is
+    assert [query["sql"].split()[0] for query in sent] == ["SAVEPOINT", "PREPARE", "ROLLBACK", "RELEASE", "UPDATE",
+                                                           "UPDATE"]  # fmt: skip
+    assert [query["sql"] for query in sent[-2:]] == [
+        """UPDATE "incidents_observable" SET "value" = '198.51.100.39' WHERE NULL IS NULL""",
+        """UPDATE "incidents_observable" SET "value" = '198.51.100.40' WHERE 'not null' IS NULL""",
+    ]
+    assert "not prepared, sent as it is" in caplog.text
+    assert list(Observable.objects.values_list("value", flat=True)) == ["198.51.100.39"]
+    assert prepared(sql) == sql
+
+
+@postgresql_only
+def test_a_write_queued_before_a_statement_is_prepared_goes_first_and_its_error_is_its_own() -> None:
+    Observable.objects.create(kind="ip", value="198.51.100.41")
+    with transaction.atomic():
+        # when: a duplicate waits, and the next statement is one the session has not prepared yet
+        with pytest.raises(IntegrityError), transaction.atomic(), writes_batched():
+            rows_insert(Observable, _observable_rows("198.51.100.41"), returning=False)
+            statement_send('UPDATE "incidents_observable" SET "kind" = %s WHERE "value" = %s', ["asn", "none"])
+        # then: the duplicate's error, in its savepoint; the statement after it was never sent
+        assert Observable.objects.count() == 1
+    # and the session still prepares that statement when it comes
+    with CaptureQueriesContext(connection) as sent:
+        statement_send('UPDATE "incidents_observable" SET "kind" = %s WHERE "value" = %s', ["asn", "198.51.100.41"])
+    assert sent[-1]["sql"].startswith("EXECUTE ")
+    assert Observable.objects.get().kind == "asn"
+
+
+@postgresql_only
+def test_big_statements_and_the_setting_off_are_sent_as_they_are(settings) -> None:
+    # a bulk chunk's statement: its row count seldom repeats, so it is not worth a name in the session
+    big = _observable_rows(*(f"198.51.101.{n}" for n in range(200)))
+    with CaptureQueriesContext(connection) as sent:
+        rows_insert(Observable, big, returning=False)
+    assert [query["sql"][:34] for query in sent] == ['INSERT INTO "incidents_observable"']
+    # when: prepared statements are off (behind PgBouncer in transaction mode)
+    settings.WATCHPOST_DB_PREPARED_STATEMENTS = False
+    sent = _insert_two_observables("198.51.100.42", "198.51.100.43")
+    assert [sql[:34] for sql in sent] == ['INSERT INTO "incidents_observable"'] * 2
+    assert Observable.objects.count() == 202
+
+
+def test_outside_postgresql_a_statement_is_never_prepared(monkeypatch) -> None:
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    sql = 'INSERT INTO "incidents_observable" ("kind", "value") VALUES (%s, %s)'
+    assert prepared(sql) == sql
+
+
+# --- JSON for jsonb ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"nested": {"list": [1, 2.5, -0.0, None, True, "two"], "unicode": "café ✓ 🚨", "quote": '"\\'}},
+        {"control": "\x00\x01\n\t", "long": 2**63 - 1, "small": -(2**63)},
+        [{"a": 1e-7}, {"b": 1.7976931348623157e308}],
+        "a bare string",
+        {"big": 2**64, "bigger": -(2**70)},  # beyond orjson: json.dumps writes them
+        {1: "an int key", None: "a None key"},  # json.dumps turns them into strings
+    ],
+)
+def test_json_text_is_the_json_json_dumps_writes(value) -> None:
+    import json
+
+    from incidents.rows import json_text
+
+    assert json.loads(json_text(value)) == json.loads(json.dumps(value))
+
+
+@pytest.mark.parametrize("value", [{"when": MOMENT}, {"what": object()}, {"lone": "\udc80"}])
+def test_json_text_refuses_or_writes_what_json_dumps_refuses_or_writes(value) -> None:
+    import json
+
+    from incidents.rows import json_text
+
+    try:
+        expected = json.dumps(value)
+    except TypeError:
+        with pytest.raises(TypeError):
+            json_text(value)
+    else:
+        assert json_text(value) == expected  # the lone surrogate: escaped, as json.dumps does

@@ -119,7 +119,7 @@ def _prepared(fields: list[Any], rows: Sequence[Row], db: BaseDatabaseWrapper, n
 
 def _db_value(field: Any, value: Any, db: BaseDatabaseWrapper) -> Any:
     """`field.get_db_prep_save(value, db)`, with JSON written by orjson where that changes nothing stored."""
-    if value is not None and db.vendor == "postgresql" and _plain_json(field):
+    if isinstance(value, dict | list) and db.vendor == "postgresql" and _plain_json(field):
         return Jsonb(value, dumps=json_text)
     return field.get_db_prep_save(value, db)
 
@@ -139,9 +139,11 @@ def json_text(value: Any) -> str:
 
     A finding's document is ~3 KB of JSON, and writing it out with `json.dumps` was the biggest single
     piece of Python CPU per ingested event (P1, P3). Anything orjson will not write as `json.dumps` does
-    (an integer beyond 64 bits, a key that is not a string, a string that is not valid Unicode, a datetime)
-    falls back to `json.dumps`, refusals included. One difference stays: a NaN or an infinity becomes
-    null, where `json.dumps` wrote what jsonb refuses; no document gets that far (the parser refuses them).
+    (an integer beyond 64 bits, a key that is not a string, a string that is not valid Unicode, nesting
+    deeper than 254, a datetime) falls back to `json.dumps`, refusals included. Differences that stay:
+    a NaN or an infinity becomes null, where `json.dumps` wrote what jsonb refuses (no document gets that
+    far: the parser refuses them), and a UUID or an Enum member is written, where `json.dumps` refused it
+    (the ingest path's values are what JSON parsing and our own code make: neither ever holds one).
     """
     try:
         return orjson.dumps(value, option=_ORJSON_OPTIONS).decode()

@@ -392,6 +392,13 @@ def test_outside_postgresql_a_statement_is_never_prepared(monkeypatch) -> None:
 # --- JSON for jsonb ------------------------------------------------------------------------------------
 
 
+def _nested(depth: int) -> list:
+    value: list = [1]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -401,6 +408,7 @@ def test_outside_postgresql_a_statement_is_never_prepared(monkeypatch) -> None:
         "a bare string",
         {"big": 2**64, "bigger": -(2**70)},  # beyond orjson: json.dumps writes them
         {1: "an int key", None: "a None key"},  # json.dumps turns them into strings
+        _nested(300),  # deeper than orjson goes (254 levels): json.dumps writes it
     ],
 )
 def test_json_text_is_the_json_json_dumps_writes(value) -> None:

@@ -401,7 +401,7 @@ BREAKDOWN = [
     ("documents_from_bytes (json.loads of the payload)", "integrations/aws/guardduty.py", "documents_from_bytes"),
     ("parse_finding", "integrations/aws/guardduty.py", "parse_finding"),
     ("  to_wire_document (model type check)", "integrations/aws/guardduty.py", "to_wire_document"),
-    ("  _boto3_view (botocore shape parser)", "integrations/aws/guardduty.py", "_boto3_view"),
+    ("  _boto3_view (the read fields' boto3 view)", "integrations/aws/guardduty.py", "_boto3_view"),
     ("findings_ingest (set-based, per chunk)", "incidents/services/findings_batch.py", "findings_ingest"),
     ("  _create_all (first sightings)", "incidents/services/findings_batch.py", "_create_all"),
         ("finding_ingest (locked, one finding)", "incidents/services/findings.py", "finding_ingest"),

@@ -3,6 +3,7 @@
 import dataclasses
 import gzip
 import json
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,33 @@ def test_parsing_only_the_read_fields_gives_the_same_finding_as_parsing_everythi
     # and the comparison can fail: a changed value that we read shows up
     document["resource"]["eksClusterDetails"]["name"] = "other"
     assert parse_finding(document).cluster_name == parse_finding(document, whole=True).cluster_name == "other"
+
+
+def _restricted(view: Any, fields: Any) -> Any:
+    """A boto3 view cut down to READ_FIELDS (True: the whole value)."""
+    if fields is True or not isinstance(view, dict):
+        return view
+    return {name: _restricted(view[name], sub) for name, sub in fields.items() if name in view}
+
+
+@pytest.mark.parametrize("name", WIRE_NAMES)
+def test_the_read_fields_view_is_botocores_view_of_them(name: str) -> None:
+    from integrations.aws.guardduty import READ_FIELDS, _boto3_view
+
+    document = load_guardduty(f"wire/{name}.json")
+    # values botocore converts or keeps: an integral severity (a double), nulls in a list and in members
+    document["severity"] = 8
+    document["resource"].setdefault("kubernetesDetails", {}).setdefault("kubernetesUserDetails", {})["groups"] = [
+        "system:masters",
+        None,
+    ]
+    document["service"]["eventFirstSeen"] = None
+    # when
+    view = _boto3_view(document)
+    # then: member for member, what botocore's whole parse holds of the read fields
+    assert view == _restricted(_boto3_view(document, whole=True), READ_FIELDS)
+    assert view["Severity"] == 8.0 and isinstance(view["Severity"], float)
+    assert "EventFirstSeen" not in view["Service"]
 
 
 def test_the_domain_example_reads_as_documented() -> None:

@@ -222,11 +222,11 @@ DEFAULT_FROM_EMAIL = env.str("WATCHPOST_FROM_EMAIL", default="watchpost@localhos
 WATCHPOST_LIST_PAGE_SIZE = env.int("WATCHPOST_LIST_PAGE_SIZE", default=50)
 # Ingestion: a repeat of a finding whose incident closed less than this long ago reopens it (0: never).
 WATCHPOST_REOPEN_WINDOW_HOURS = env.int("WATCHPOST_REOPEN_WINDOW_HOURS", default=72)
-# Grouping (0: off): a new finding of the same type on the same cluster within this window, or a
-# SuccessfulAnonymousAccess after an AnonymousAccessGranted there, joins the open incident.
 # The ingest's hot statements are prepared once per PostgreSQL session (incidents.rows.prepared). Turn off
 # behind a pooler that moves a client's transactions between sessions (PgBouncer in transaction mode).
 WATCHPOST_DB_PREPARED_STATEMENTS = env.bool("WATCHPOST_DB_PREPARED_STATEMENTS", default=True)
+# Grouping (0: off): a new finding of the same type on the same cluster within this window, or a
+# SuccessfulAnonymousAccess after an AnonymousAccessGranted there, joins the open incident.
 WATCHPOST_GROUP_WINDOW_MINUTES = env.int("WATCHPOST_GROUP_WINDOW_MINUTES", default=0)
 # Signed findings webhook: shared secrets for the HMAC signature (comma-separated, to rotate).
 WATCHPOST_FINDINGS_WEBHOOK_SECRETS = env.list("WATCHPOST_FINDINGS_WEBHOOK_SECRETS", default=[])

@@ -13,7 +13,8 @@ On PostgreSQL these statements are also prepared once per session (`prepared`), 
 are written by orjson (`json_text`).
 
 Inside `writes_batched()`, a write whose result nobody reads waits and travels with the next statement:
-several statements, one round trip.
+several statements, one round trip. `atomic_batched()` is a whole transaction done that way, its BEGIN
+travelling with its first statement and its COMMIT with its last.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import orjson
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.postgresql.psycopg_any import Jsonb
+from django.db.backends.postgresql.psycopg_any import Jsonb, is_psycopg3
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def rows_insert(
     if not rows:
         return []
     db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.…` is a context-local lookup
-    table = _table(model, db.vendor, model._meta.pk.attname in rows[0])  # ids drawn beforehand (rows_insert_drawing)
+    table = _table(model, db.vendor, model._meta.pk.attname in rows[0])  # ids drawn beforehand (id_drawn_sql)
     now = timezone.now()
     values = _prepared(table.fields, rows, db, now)
     batch = max(db.ops.bulk_batch_size(table.fields, values), 1)  # SQLite caps the number of parameters
@@ -162,27 +163,16 @@ def _default(field: Any, now: datetime) -> Any:
     return field.get_default()  # as Model() does: the default, "" for text, else None
 
 
-def rows_insert_drawing(
-    model: type[models.Model], rows: Sequence[Row], *, draw_for: type[models.Model]
-) -> tuple[list[int], list[int]]:
-    """`rows_insert`, and in the same statement one new id per row for another model's table.
+def id_drawn_sql(model: type[models.Model]) -> str:
+    """SQL for one new id from the model's identity sequence (PostgreSQL): a row INSERTed with it needs no
+    RETURNING, so it can wait (writes_batched) instead of costing a round trip of its own.
 
-    With the ids in hand, that table's rows need no RETURNING, so they can wait (writes_batched) instead
-    of costing a round trip of their own. PostgreSQL draws them from that table's identity sequence;
-    elsewhere the second list is empty and the caller inserts those rows with RETURNING.
+    The sequence is looked up once per statement (an uncorrelated subquery), not per row.
     """
     db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql" or not rows:
-        return rows_insert(model, rows), []
-    table, quote = _table(model, db.vendor), db.ops.quote_name
-    sql, params = _values_statement(table, _prepared(table.fields, rows, db, timezone.now()))
-    # Only names from the models' meta are formatted in; every value is a bound parameter.
-    other = f"'{quote(draw_for._meta.db_table)}', '{_column_name(draw_for._meta.pk)}'"
-    sequence = f"nextval((SELECT pg_get_serial_sequence({other}))::regclass)"  # looked up once, not per row
-    with db.cursor() as cursor:
-        cursor.execute(prepared(f"{sql}{table.returning}, {sequence}", db), params)
-        drawn = cursor.fetchall()
-    return [pk for pk, _ in drawn], [other for _, other in drawn]
+    # Only names from the model's meta are formatted in.
+    names = f"'{db.ops.quote_name(model._meta.db_table)}', '{_column_name(model._meta.pk)}'"
+    return f"nextval((SELECT pg_get_serial_sequence({names}))::regclass)"
 
 
 def _insert(
@@ -275,6 +265,78 @@ def writes_batched() -> Iterator[None]:
 
 
 @contextmanager
+def atomic_batched(*, savepoint: bool = True) -> Iterator[None]:
+    """`transaction.atomic()` with `writes_batched()` to its very end; outermost, one round trip fewer at each end.
+
+    psycopg2 sends a transaction's BEGIN in a round trip of its own before the first statement, and
+    Django's commit sends COMMIT in another: two of the six round trips of an ingested event, each
+    costing both sides a wake-up and a system call pair (P3). In the outermost block on PostgreSQL the
+    driver is left in autocommit, BEGIN waits at the head of the block's queue and goes with its first
+    statement, and COMMIT goes at the end with the last queued writes; Django's own commit then finds
+    nothing to send, and runs the `on_commit` callbacks after our COMMIT, as usual. Any exception, or a
+    transaction marked for rollback, sends ROLLBACK instead. Nested in a transaction, or on another
+    database or driver, it is `transaction.atomic(savepoint=…)` and `writes_batched()`.
+
+    Only for a block that is the whole transaction: the COMMIT goes when it ends, so nothing may follow
+    inside the same `atomic`, which is why this is one context manager and not a flag of `writes_batched`.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    outermost = not db.in_atomic_block
+    with transaction.atomic(using=db.alias, savepoint=savepoint):
+        if not (outermost and db.vendor == "postgresql" and not is_psycopg3):
+            with writes_batched():
+                yield
+            return
+        waiting = _Waiting(begin=True)
+        with _begun_and_ended_inline(db, waiting), db.execute_wrapper(waiting):
+            yield
+
+
+@contextmanager
+def _begun_and_ended_inline(db: BaseDatabaseWrapper, waiting: _Waiting) -> Iterator[None]:
+    # Django's atomic has set the driver out of autocommit and sent nothing yet: psycopg2 would send
+    # BEGIN before the next statement. In autocommit it sends only what it is given.
+    db.connection.autocommit = True
+    try:
+        try:
+            yield
+        except BaseException:
+            _rolled_back(db, waiting)
+            raise
+        if db.needs_rollback:
+            _rolled_back(db, waiting)
+            return
+        if not waiting.begun and waiting.sql == ["BEGIN"]:
+            return  # the block sent nothing and holds nothing: no transaction to end
+        waiting.add("COMMIT", [])
+        try:
+            waiting.send(db)
+        except BaseException:
+            _rolled_back(db, waiting)  # a queued write failed: the rest, COMMIT too, was not run
+            raise
+    finally:
+        if db.connection is not None and not db.connection.closed:
+            db.connection.autocommit = False  # as Django's atomic left it: its commit or rollback sends nothing
+
+
+def _rolled_back(db: BaseDatabaseWrapper, waiting: _Waiting) -> None:
+    begun = waiting.begun
+    waiting.begun = True
+    waiting.drop()
+    if not begun:
+        return
+    try:
+        # On the driver's own cursor: Django refuses any statement, this one too, once an inner block
+        # has marked its transaction for rollback. After a failed COMMIT, PostgreSQL answers it with a
+        # warning only.
+        with db.wrap_database_errors, db.connection.cursor() as cursor:
+            cursor.execute("ROLLBACK")
+    except DatabaseError:
+        # The connection is gone (the error being raised says why); the server ended the transaction.
+        logger.warning("ROLLBACK not sent: the connection is unusable", exc_info=True)
+
+
+@contextmanager
 def _dropped_on_error(waiting: _Waiting) -> Iterator[None]:
     try:
         yield
@@ -295,10 +357,15 @@ def _sent_at_end(db: BaseDatabaseWrapper, waiting: _Waiting) -> Iterator[None]:
 
 
 class _Waiting:
-    """The statements `writes_batched` holds back; installed as the connection's execute wrapper."""
+    """The statements `writes_batched` holds back; installed as the connection's execute wrapper.
 
-    def __init__(self) -> None:
-        self.sql: list[str] = []
+    With `begin`, the queue starts with the transaction's BEGIN (`atomic_batched`), which no drop removes
+    until it has gone to the server with the first statement.
+    """
+
+    def __init__(self, *, begin: bool = False) -> None:
+        self.begun = not begin  # whether the server has had this transaction's BEGIN
+        self.sql: list[str] = [] if self.begun else ["BEGIN"]
         self.params: list[Any] = []
 
     def add(self, sql: str, params: Sequence[Any]) -> None:
@@ -306,10 +373,11 @@ class _Waiting:
         self.params.extend(params)
 
     def drop(self) -> None:
-        self.sql, self.params = [], []
+        self.sql, self.params = ([] if self.begun else ["BEGIN"]), []
 
     def take(self) -> tuple[str, list[Any]]:
         sql, params = "; ".join(self.sql), self.params
+        self.begun = True  # (a queue's BEGIN goes first, with everything else in it)
         self.drop()  # before sending: a failed send must not send them again
         return sql, params
 

@@ -35,7 +35,7 @@ from incidents.models import (
     QuarantinedDocument,
     Severity,
 )
-from incidents.rows import row_update, rows_insert, statement_send, writes_batched
+from incidents.rows import atomic_batched, row_update, rows_insert, statement_send
 from incidents.services.incidents import incident_change_phase, incident_open, sla_due_at
 from integrations.aws.guardduty import FindingParseError, NormalizedFinding, documents_from_bytes, parse_finding
 from integrations.storable import storable
@@ -163,14 +163,15 @@ def _payload_parse_and_ingest(payload: InboundPayload) -> IngestReport:
     # payload "received" as a whole, for re-processing. Its new rows go in without a savepoint (two
     # round trips fewer per event); should a concurrent delivery win an insert race, the whole
     # transaction is lost, and is done again once, now with the savepoint and the winner's rows in sight.
-    # The writes that return nothing, the payload's status among them, share one round trip at the end.
+    # The writes that return nothing, the payload's status among them, share one round trip at the end,
+    # with the COMMIT; the BEGIN goes with the key lookup (atomic_batched): three round trips an event.
     try:
-        with transaction.atomic(), writes_batched():
+        with atomic_batched():
             return _documents_ingest(payload, documents, replace(report, results=[*report.results]), savepoint=False)
     except (IntegrityError, OperationalError) as exc:
         if not lost_to_another_session(exc):
             raise
-        with transaction.atomic(), writes_batched():
+        with atomic_batched():
             return _documents_ingest(payload, documents, report, savepoint=True)
 
 

@@ -21,12 +21,12 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection
 from django.utils import timezone
 
 from incidents import outbound, timeline
 from incidents.models import Finding, Incident, TimelineEvent
-from incidents.rows import prepared, rows_insert, rows_insert_drawing, writes_batched
+from incidents.rows import atomic_batched, id_drawn_sql, prepared, rows_insert
 from incidents.services import findings as single
 from incidents.services.findings import CREATED, DUPLICATE, STALE, IngestResult, finding_key
 from integrations.aws.guardduty import NormalizedFinding
@@ -54,36 +54,50 @@ def findings_ingest(*, findings: list[Numbered], payload: Any, savepoint: bool =
 
 
 Versions = dict[str, tuple[Any, int, int | None]]  # key → (UpdatedAt, Count, incident id)
+Drawn = dict[str, tuple[int, int]]  # key not stored yet → (a new incident id, a new finding id)
 
 
-def _stored_versions(findings: Iterable[NormalizedFinding]) -> tuple[Versions, LibrarySignature]:
-    """The stored rows' versions, in one query on the unique index, and the playbook library's state.
+def _stored_versions(findings: Iterable[NormalizedFinding]) -> tuple[Versions, LibrarySignature, Drawn]:
+    """The stored rows' versions, in one query on the unique index; the playbook library's state; and, on
+    PostgreSQL, for each key not stored yet, an incident id and a finding id drawn from their sequences.
 
-    A row-value IN list (PostgreSQL, and SQLite for `make run`): it names exactly the wanted keys, and
-    costs a fraction of the ORM's three IN lookups to build, on every ingested event (P3). The library
-    signature rides along (its one row, left-joined to the matches) because a new finding needs it
-    next, and a round trip of its own cost an event more than the aggregate does.
+    The keys are a VALUES list (PostgreSQL, and SQLite for `make run`) joined to the table's unique
+    index: it names exactly the wanted keys, and costs a fraction of the ORM's three IN lookups to build,
+    on every ingested event (P3). The library signature rides along (its one row) because a new finding
+    needs it next, and a round trip of its own cost an event more than the aggregate does. With the ids
+    drawn here, a first sighting's rows all go in without RETURNING, in the round trip that commits
+    them (writes_batched), not one of their own. A key found stored draws nothing; an id drawn for a
+    key that then loses an insert race to another delivery stays unused, as a rolled-back INSERT's would.
     """
     keys = {(f.account_id, f.region, f.finding_id) for f in findings}
+    assert keys, "a chunk holds at least one finding"
     table = connection.ops.quote_name(Finding._meta.db_table)
-    rows = ", ".join(["(%s, %s, %s)"] * len(keys)) or "(NULL, NULL, NULL)"
+    # The first row's casts give a prepared statement's parameters their type (rows.prepared).
+    rows = ", ".join(["(CAST(%s AS text), CAST(%s AS text), CAST(%s AS text))"] + ["(%s, %s, %s)"] * (len(keys) - 1))
+    if connection.vendor == "postgresql":
+        drawn_sql = ", ".join(f"CASE WHEN f.id IS NULL THEN {id_drawn_sql(model)} END" for model in (Incident, Finding))
+    else:
+        drawn_sql = "NULL, NULL"
     # Only the table names from the models' meta are formatted in; every value is a bound parameter.
     sql = (
-        "SELECT p.library_last, p.library_rows, f.account_id, f.region, f.finding_id, f.finding_updated_at, f.count, "  # noqa: S608
-        f"f.incident_id FROM ({library_signature_sql()}) AS p LEFT JOIN {table} AS f "
-        f"ON (f.account_id, f.region, f.finding_id) IN ({rows})"
+        "SELECT p.library_last, p.library_rows, k.column1, k.column2, k.column3, f.id, f.finding_updated_at, "  # noqa: S608
+        f"f.count, f.incident_id, {drawn_sql} FROM ({library_signature_sql()}) AS p CROSS JOIN (VALUES {rows}) AS k "
+        f"LEFT JOIN {table} AS f ON f.account_id = k.column1 AND f.region = k.column2 AND f.finding_id = k.column3"
     )
     with connection.cursor() as cursor:
         cursor.execute(prepared(sql), [part for key in keys for part in key])
         fetched = cursor.fetchall()
     field = Finding._meta.get_field("finding_updated_at")
     converters = connection.ops.get_db_converters(field.get_col(Finding._meta.db_table))
-    versions = {
-        f"{a}/{r}/{i}": (_converted(updated, converters, field), count, incident)
-        for _, _, a, r, i, updated, count, incident in fetched
-        if a is not None  # the library's row with no match: LEFT JOIN's NULLs
-    }
-    return versions, (fetched[0][0], fetched[0][1])
+    versions: Versions = {}
+    drawn: Drawn = {}
+    for _, _, account, region, finding_id, pk, updated, count, incident, new_incident, new_finding in fetched:
+        key = f"{account}/{region}/{finding_id}"
+        if pk is not None:
+            versions[key] = (_converted(updated, converters, field), count, incident)
+        elif new_incident is not None:
+            drawn[key] = (new_incident, new_finding)
+    return versions, (fetched[0][0], fetched[0][1]), drawn
 
 
 def _converted(value: Any, converters: list[Any], field: Any) -> Any:
@@ -94,7 +108,7 @@ def _converted(value: Any, converters: list[Any], field: Any) -> Any:
 
 
 def _chunk_ingest(chunk: list[Numbered], payload: Any, *, savepoint: bool) -> dict[int, IngestResult]:
-    stored, library = _stored_versions(f for _, f in chunk)
+    stored, library, drawn = _stored_versions(f for _, f in chunk)
     results: dict[int, IngestResult] = {}
     fresh: list[Numbered] = []
     later: list[Numbered] = []
@@ -116,8 +130,8 @@ def _chunk_ingest(chunk: list[Numbered], payload: Any, *, savepoint: bool) -> di
     try:
         # The observables, links and timeline rows need no answer: they travel with the next statement
         # (here the savepoint's release, or one round trip at the block's end), not one trip each (P3).
-        with transaction.atomic(savepoint=savepoint), writes_batched():
-            results.update(_create_all(fresh, payload, library))
+        with atomic_batched(savepoint=savepoint):
+            results.update(_create_all(fresh, payload, library, drawn))
     except (IntegrityError, OperationalError) as exc:
         if not savepoint or not single.lost_to_another_session(exc):
             raise  # without a savepoint the caller's transaction is lost with it: the caller starts over
@@ -129,7 +143,9 @@ def _chunk_ingest(chunk: list[Numbered], payload: Any, *, savepoint: bool) -> di
     return results
 
 
-def _create_all(fresh: list[Numbered], payload: Any, library: LibrarySignature) -> dict[int, IngestResult]:
+def _create_all(
+    fresh: list[Numbered], payload: Any, library: LibrarySignature, drawn: Drawn
+) -> dict[int, IngestResult]:
     """Every first sighting's incident, finding, observables and timeline rows (`incidents.rows`: plain
     multi-row INSERTs, the same values the ORM would send, without its per-statement cost)."""
     if not fresh:
@@ -137,8 +153,13 @@ def _create_all(fresh: list[Numbered], payload: Any, library: LibrarySignature) 
     playbooks = playbooks_for_finding_types(finding_types={f.finding_type for _, f in fresh}, signature=library)
     now = timezone.now()
     incident_rows = [_incident_row(f, playbooks[f.finding_type], now) for _, f in fresh]
-    # The findings' ids come with the incidents' (PostgreSQL), so their rows wait for the next round trip.
-    incident_ids, finding_ids = rows_insert_drawing(Incident, incident_rows, draw_for=Finding)
+    ids = [drawn.get(finding_key(f)) for _, f in fresh]
+    if all(ids):  # PostgreSQL: the ids came with the lookup, so every row here waits for the commit's round trip
+        incident_ids, finding_ids = [pair[0] for pair in ids if pair], [pair[1] for pair in ids if pair]
+        rows_insert(Incident, [row | {"id": pk} for row, pk in zip(incident_rows, incident_ids, strict=True)],
+                    returning=False)  # fmt: skip
+    else:
+        incident_ids, finding_ids = rows_insert(Incident, incident_rows), []
     finding_rows = [
         _finding_row(f, incident_id, payload) for (_, f), incident_id in zip(fresh, incident_ids, strict=True)
     ]

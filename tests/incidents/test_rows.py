@@ -8,7 +8,15 @@ from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
 from incidents.models import Finding, InboundPayload, Incident, Observable, TimelineEvent
-from incidents.rows import prepared, row_update, rows_insert, rows_insert_drawing, statement_send, writes_batched
+from incidents.rows import (
+    atomic_batched,
+    id_drawn_sql,
+    prepared,
+    row_update,
+    rows_insert,
+    statement_send,
+    writes_batched,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -256,27 +264,152 @@ def test_outside_postgresql_or_outside_a_block_every_write_is_sent_at_once() -> 
     assert Observable.objects.count() == 2
 
 
-def test_ids_drawn_for_another_table_are_its_own_next_ids(playbook) -> None:
-    incident = {"title": "t", "playbook_id": playbook.pk, "detected_at": MOMENT, "sla_due_at": MOMENT}
-    rows = [incident | {"external_ref": f"a/b/{n}"} for n in range(3)]
-    # when
-    incident_ids, finding_ids = rows_insert_drawing(Incident, rows, draw_for=Finding)
-    # then: the incidents are in; on PostgreSQL three finding ids come with them, unused by anyone
-    assert [Incident.objects.get(pk=pk).external_ref for pk in incident_ids] == ["a/b/0", "a/b/1", "a/b/2"]
-    if connection.vendor != "postgresql":
-        assert finding_ids == []
-        return
-    assert len(set(finding_ids)) == 3
+@postgresql_only
+def test_ids_drawn_from_a_tables_sequence_are_its_own_next_ids(playbook) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {id_drawn_sql(Finding)} FROM generate_series(1, 3)")  # noqa: S608 - our own SQL
+        drawn = [pk for (pk,) in cursor.fetchall()]
+    incident = Incident.objects.create(title="t", playbook=playbook, detected_at=MOMENT, sla_due_at=MOMENT)
     finding = {"account_id": "111122223333", "region": "us-east-1", "finding_type": "T", "severity": 5.0,
-               "count": 1, "finding_updated_at": MOMENT, "raw": {}}  # fmt: skip
-    findings = [
-        finding | {"id": pk, "incident_id": incident_pk, "finding_id": f"f{pk}"}
-        for pk, incident_pk in zip(finding_ids, incident_ids, strict=True)
-    ]
-    rows_insert(Finding, findings, returning=False)  # with their ids: nothing to return
-    later = Finding.objects.create(incident_id=incident_ids[0], finding_id="later", **finding)
-    assert sorted(Finding.objects.values_list("id", flat=True)) == sorted([*finding_ids, later.pk])
-    assert later.pk > max(finding_ids)
+               "count": 1, "finding_updated_at": MOMENT, "raw": {}, "incident_id": incident.pk}  # fmt: skip
+    # when: rows go in with the drawn ids, then one through the ORM
+    rows_insert(Finding, [finding | {"id": pk, "finding_id": f"f{pk}"} for pk in drawn], returning=False)
+    later = Finding.objects.create(finding_id="later", **finding)
+    # then: three distinct ids, stored as given, and the sequence went on past them
+    assert len(set(drawn)) == 3
+    assert sorted(Finding.objects.values_list("id", flat=True)) == sorted([*drawn, later.pk])
+    assert later.pk > max(drawn)
+
+
+# --- one transaction, BEGIN and COMMIT riding on its first and last round trips -------------------------
+
+
+class _Sent:
+    """Every statement that reaches the driver from the block on, each one round trip (an execute wrapper)."""
+
+    def __init__(self) -> None:
+        self.sql: list[str] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        self.sql.append(sql)
+        return execute(sql, params, many, context)
+
+
+def _server_transaction() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT txid_current()")
+        return cursor.fetchone()[0]
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("plain_statements")
+def test_an_outermost_block_sends_begin_with_its_first_statement_and_commit_with_its_last() -> None:
+    connection.ensure_connection()
+    connection.connection.notices.clear()
+    committed: list[int] = []
+    # when: a write with an answer, one that waits, a read (twice), one more write that waits
+    with CaptureQueriesContext(connection) as captured, atomic_batched():
+        (first,) = rows_insert(Observable, _observable_rows("198.51.100.40"))
+        rows_insert(Observable, _observable_rows("198.51.100.41"), returning=False)
+        transaction.on_commit(lambda: committed.append(Observable.objects.count()))
+        inside = [_server_transaction(), _server_transaction()]
+        rows_insert(Observable, _observable_rows("198.51.100.42"), returning=False)
+        assert connection.connection.get_transaction_status() == psycopg2_in_transaction()
+    # then: four round trips (each entry is what the driver sent), the first opening the transaction and
+    # the last closing it; Django still logs its own BEGIN and COMMIT, for which the driver sent nothing
+    *sent, callback = [query["sql"] for query in captured]
+    assert callback.startswith("SELECT COUNT(*)")  # the on_commit callback's, after the commit
+    assert sent[0] == "BEGIN" and sent[-1] == "COMMIT"
+    assert [sql.split(" ")[0] for sql in sent[1:-1]] == ["BEGIN;", "INSERT", "SELECT", "INSERT"]
+    assert sent[2].endswith("; SELECT txid_current()") and sent[-2].endswith("; COMMIT")
+    # and one transaction held it all: the server never warned of a second BEGIN or a COMMIT too many
+    assert inside[0] == inside[1] and connection.connection.notices == []
+    assert committed == [3]  # on_commit callbacks ran after our COMMIT, and saw every row
+    assert Observable.objects.filter(pk=first).exists() and _server_transaction() != inside[0]
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("plain_statements")
+def test_an_outermost_block_of_queued_writes_only_is_one_round_trip() -> None:
+    with CaptureQueriesContext(connection) as captured, atomic_batched():
+        rows_insert(Observable, _observable_rows("198.51.100.53"), returning=False)
+        rows_insert(Observable, _observable_rows("198.51.100.54"), returning=False)
+    sent = [query["sql"] for query in captured][1:-1]  # (Django's own BEGIN and COMMIT log lines left out)
+    assert len(sent) == 1 and sent[0].startswith("BEGIN; INSERT") and sent[0].endswith("; COMMIT")
+    assert Observable.objects.count() == 2
+
+
+def psycopg2_in_transaction() -> int:
+    from psycopg2 import extensions
+
+    return extensions.TRANSACTION_STATUS_INTRANS
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_an_error_in_an_outermost_block_rolls_all_of_it_back_and_the_connection_goes_on() -> None:
+    connection.ensure_connection()
+    connection.connection.notices.clear()
+    # when: an application error, after a write went and one waits
+    with pytest.raises(ValueError, match="give up"), atomic_batched():
+        rows_insert(Observable, _observable_rows("198.51.100.43"))
+        rows_insert(Observable, _observable_rows("198.51.100.44"), returning=False)
+        raise ValueError("give up")
+    # then
+    assert not Observable.objects.exists()
+    # when: a queued write fails at the end, in the round trip that carries the COMMIT
+    Observable.objects.create(kind="ip", value="198.51.100.45")
+    with pytest.raises(IntegrityError), atomic_batched():
+        rows_insert(Observable, _observable_rows("198.51.100.46"))
+        rows_insert(Observable, _observable_rows("198.51.100.45"), returning=False)
+    # then: nothing of the block stayed, and the session is back in autocommit, with no transaction open
+    assert list(Observable.objects.values_list("value", flat=True)) == ["198.51.100.45"]
+    assert connection.get_autocommit() and connection.connection.autocommit
+    assert connection.connection.notices == []
+    with atomic_batched():
+        rows_insert(Observable, _observable_rows("198.51.100.47"), returning=False)
+    assert Observable.objects.count() == 2
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_savepoint_inside_an_outermost_block_rolls_back_alone() -> None:
+    Observable.objects.create(kind="ip", value="198.51.100.48")
+    with atomic_batched():
+        rows_insert(Observable, _observable_rows("198.51.100.49"), returning=False)
+        with pytest.raises(IntegrityError), transaction.atomic():
+            rows_insert(Observable, _observable_rows("198.51.100.48"))
+        rows_insert(Observable, _observable_rows("198.51.100.50"), returning=False)
+    assert sorted(Observable.objects.values_list("value", flat=True)) == [f"198.51.100.{n}" for n in (48, 49, 50)]
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_an_outermost_block_that_sends_nothing_costs_no_round_trip() -> None:
+    connection.ensure_connection()
+    connection.connection.notices.clear()
+    with CaptureQueriesContext(connection) as captured, atomic_batched():
+        pass
+    assert [query["sql"] for query in captured] == ["BEGIN", "COMMIT"]  # Django's log lines only
+    assert connection.connection.notices == []  # (a COMMIT sent outside a transaction would warn)
+
+
+@postgresql_only
+@pytest.mark.usefixtures("plain_statements")
+def test_a_block_inside_a_transaction_leaves_begin_and_commit_to_it() -> None:
+    # (a test runs inside a transaction: the block is nested in it)
+    sent = _Sent()
+    with connection.execute_wrapper(sent):
+        with atomic_batched():
+            rows_insert(Observable, _observable_rows("198.51.100.51"), returning=False)
+        with atomic_batched(savepoint=False):
+            rows_insert(Observable, _observable_rows("198.51.100.52"), returning=False)
+    # then: each block's writes went at its end, inside its savepoint for the first, and no BEGIN or COMMIT
+    assert [sql.split(" ")[0] for sql in sent.sql] == ["SAVEPOINT", "INSERT", "RELEASE", "INSERT"]
+    assert not any("BEGIN" in sql or "COMMIT" in sql for sql in sent.sql)
+    assert Observable.objects.count() == 2
 
 
 # --- prepared statements -------------------------------------------------------------------------------

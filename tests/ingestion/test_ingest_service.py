@@ -4,6 +4,8 @@ import gc
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from incidents.models import Finding, InboundPayload, Incident, Observable, Phase, Priority, Severity, TimelineEvent
@@ -207,3 +209,26 @@ def test_the_collector_is_off_while_a_payload_is_parsed_and_as_it_was_after(monk
     # then
     assert report.counts[CREATED] == 2
     assert seen == [False, False] and after is on_before
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite runs statements one by one")
+@pytest.mark.django_db(transaction=True)
+def test_an_event_opening_a_case_costs_three_round_trips(playbook, settings) -> None:
+    """Store the payload; look the key up (BEGIN riding along); write the case (COMMIT riding along). P3."""
+    settings.WATCHPOST_DB_PREPARED_STATEMENTS = False  # (else the session's first event also PREPAREs)
+    document = wire(ANONYMOUS)
+    payload_receive(source=InboundPayload.Source.SQS, body=as_bytes(variant(document, id="a" * 32)))  # warm caches
+    connection.connection.notices.clear()
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        report = payload_receive(source=InboundPayload.Source.SQS, body=as_bytes(document))
+    # then: each entry is what the driver sent in one round trip (Django's own BEGIN and COMMIT log lines,
+    # for which it sent nothing, left out)
+    sent = [query["sql"] for query in captured if query["sql"] not in ("BEGIN", "COMMIT")]
+    assert report.counts["created"] == 1 and Incident.objects.count() == 2
+    assert len(sent) == 3, sent
+    assert sent[0].startswith('INSERT INTO "incidents_inboundpayload"') and sent[0].endswith('RETURNING "id"')
+    assert sent[1].startswith("BEGIN; SELECT p.library_last") and "nextval(" in sent[1]
+    assert sent[2].startswith('INSERT INTO "incidents_incident"') and sent[2].endswith("; COMMIT")
+    assert connection.connection.notices == []  # no BEGIN or COMMIT went twice
+    assert InboundPayload.objects.get(pk=report.payload_id).status == InboundPayload.Status.ACCEPTED

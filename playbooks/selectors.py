@@ -4,6 +4,8 @@
 pin them, but new incidents always get the latest one.
 """
 
+from dataclasses import dataclass
+
 from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
 
@@ -40,28 +42,57 @@ def playbook_for_finding_type(*, finding_type: str) -> Playbook:
     return _playbook_fallback()
 
 
-# (library signature, finding type) → playbook: ingestion asks for the same few types thousands of
-# times. Loaded rows are never edited (a changed file is a new version, a new row), so the highest id
-# and the row count identify the library's state; one tiny query per call keeps a worker that did
-# not run `sync_playbooks` itself from serving a superseded version.
-_FOR_TYPE: dict[tuple[int | None, int, str], Playbook] = {}
 LibrarySignature = tuple[int | None, int]  # (highest id, row count)
+
+
+@dataclass(frozen=True)
+class _Library:
+    """Which playbook opens a case of each finding type, as `playbook_for_finding_type` answers."""
+
+    by_type: dict[str, Playbook]  # every type a latest playbook lists
+    fallback: Playbook | None
+
+    def playbook_for(self, finding_type: str) -> Playbook:
+        playbook = self.by_type.get(finding_type, self.fallback)
+        if playbook is None:
+            raise Playbook.DoesNotExist("No fallback playbook is loaded; run `manage.py sync_playbooks`.")
+        return playbook
+
+
+# Ingestion asks for the same few types thousands of times. Loaded rows are never edited (a changed file
+# is a new version, a new row), so the highest id and the row count identify the library's state; one
+# tiny query per call (or the caller's own, `library_signature_sql`) keeps a worker that did not run
+# `sync_playbooks` itself from serving a superseded version.
+_LIBRARY: dict[LibrarySignature, _Library] = {}
 
 
 def playbooks_for_finding_types(
     *, finding_types: set[str], signature: LibrarySignature | None = None
 ) -> dict[str, Playbook]:
-    """`playbook_for_finding_type` for several types at once, remembered while the library is unchanged.
+    """`playbook_for_finding_type` for several types at once, from the library read once per state.
 
     `signature`: the library's state as the caller's own statement read it (`library_signature_sql`),
-    which saves the query here.
+    which saves the query here. The whole library is one query (a handful of rows): asking type by
+    type cost two queries and ~4 ms per type a worker process had not seen yet (P3).
     """
     signature = _library_signature() if signature is None else signature
-    if any(key[:2] != signature for key in _FOR_TYPE):
-        _FOR_TYPE.clear()
-    for finding_type in finding_types - {key[2] for key in _FOR_TYPE}:
-        _FOR_TYPE[(*signature, finding_type)] = playbook_for_finding_type(finding_type=finding_type)
-    return {finding_type: _FOR_TYPE[(*signature, finding_type)] for finding_type in finding_types}
+    library = _LIBRARY.get(signature)
+    if library is None:
+        _LIBRARY.clear()
+        library = _LIBRARY[signature] = _library_read()
+    return {finding_type: library.playbook_for(finding_type) for finding_type in finding_types}
+
+
+def _library_read() -> _Library:
+    by_type: dict[str, Playbook] = {}
+    fallback = None
+    # The order `playbook_for_finding_type` tries them in: the first to list a type opens its cases.
+    for playbook in playbook_list().defer("document").order_by("-loaded_at", "slug"):
+        for finding_type in playbook.finding_types:
+            by_type.setdefault(finding_type, playbook)
+        if fallback is None and playbook.is_fallback:
+            fallback = playbook
+    return _Library(by_type, fallback)
 
 
 def library_signature_sql() -> str:

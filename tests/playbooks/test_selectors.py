@@ -6,7 +6,7 @@ from django.conf import settings
 
 from playbooks.loader import playbook_sync
 from playbooks.models import Playbook
-from playbooks.selectors import playbook_for_finding_type, playbook_latest, playbook_list
+from playbooks.selectors import playbook_for_finding_type, playbook_latest, playbook_list, playbooks_for_finding_types
 
 LIBRARY = Path(settings.BASE_DIR) / "playbooks" / "library"
 SEED_FILE = "discovery-kubernetes-successful-anonymous-access.yaml"
@@ -117,3 +117,45 @@ def test_no_fallback_loaded_raises(db: None) -> None:
 def test_latest_of_unknown_slug_raises(db: None) -> None:
     with pytest.raises(Playbook.DoesNotExist, match="'missing'"):
         playbook_latest(slug="missing")
+
+
+def _signature() -> tuple[int | None, int]:
+    return Playbook.objects.order_by("-id").values_list("id", flat=True).first(), Playbook.objects.count()
+
+
+def test_several_types_at_once_get_what_one_at_a_time_gets_from_one_query(library, django_assert_num_queries) -> None:
+    _playbook_row(slug="example", version=1, finding_types=["Test:EC2/Example"])
+    types = {"Discovery:Kubernetes/SuccessfulAnonymousAccess", "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+             "Test:EC2/Example", "Test:EC2/Unknown", "Backdoor:EC2/C&CActivity.B!DNS"}  # fmt: skip
+    one_at_a_time = {finding_type: playbook_for_finding_type(finding_type=finding_type) for finding_type in types}
+    signature = _signature()  # the library's state, as the caller's own statement reads it
+    # when
+    with django_assert_num_queries(1):  # the library, once
+        at_once = playbooks_for_finding_types(finding_types=types, signature=signature)
+    # then
+    assert {t: p.pk for t, p in at_once.items()} == {t: p.pk for t, p in one_at_a_time.items()}
+    assert at_once["Test:EC2/Unknown"].slug == "generic-triage"  # the fallback
+    # and again, with types not asked for before: no query at all
+    with django_assert_num_queries(0):
+        again = playbooks_for_finding_types(finding_types={"Test:EC2/Other", "Test:EC2/Example"}, signature=signature)
+    assert again["Test:EC2/Other"].slug == "generic-triage" and again["Test:EC2/Example"].slug == "example"
+
+
+def test_a_newer_library_is_read_again(db: None) -> None:
+    _playbook_row(slug="fallback", version=1, finding_types=[], is_fallback=True)
+    _playbook_row(slug="example", version=1, finding_types=["Test:EC2/Old", "Test:EC2/Kept"])
+    before = playbooks_for_finding_types(finding_types={"Test:EC2/Old", "Test:EC2/Kept"})
+    # when: a new version drops a type
+    _playbook_row(slug="example", version=2, finding_types=["Test:EC2/Kept"])
+    after = playbooks_for_finding_types(finding_types={"Test:EC2/Old", "Test:EC2/Kept"})
+    # then
+    assert (before["Test:EC2/Old"].slug, before["Test:EC2/Kept"].version) == ("example", 1)
+    assert (after["Test:EC2/Old"].slug, after["Test:EC2/Kept"].version) == ("fallback", 2)
+
+
+def test_without_a_fallback_only_an_unlisted_type_is_refused(db: None) -> None:
+    _playbook_row(slug="example", version=1, finding_types=["Test:EC2/Example"])
+
+    assert playbooks_for_finding_types(finding_types={"Test:EC2/Example"})["Test:EC2/Example"].slug == "example"
+    with pytest.raises(Playbook.DoesNotExist, match="No fallback playbook is loaded"):
+        playbooks_for_finding_types(finding_types={"Test:EC2/Unknown"})

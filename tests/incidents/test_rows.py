@@ -3,12 +3,14 @@
 from datetime import UTC, datetime
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
-from incidents.models import Finding, InboundPayload, Incident, Observable, TimelineEvent
+from incidents.models import Finding, InboundPayload, Incident, Observable, QuarantinedDocument, TimelineEvent
 from incidents.rows import (
+    _db_value,
     atomic_batched,
     id_drawn_sql,
     prepared,
@@ -122,6 +124,28 @@ def test_a_null_and_a_constant_default_are_shared_but_a_callable_default_is_call
 # --- writes_batched -----------------------------------------------------------------------------------
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite runs statements one by one")
+
+
+_VALUES = ["text", 7, 2.5, True, MOMENT]  # a str, an int, a float, a bool, an aware datetime
+
+
+@postgresql_only
+@pytest.mark.parametrize("model", [Incident, Finding, TimelineEvent, InboundPayload, Observable,
+                                   Observable.incidents.through, QuarantinedDocument])  # fmt: skip
+def test_a_value_sent_as_it_is_is_what_its_field_would_send(model) -> None:
+    passed = 0
+    for field in model._meta.concrete_fields:
+        for value in _VALUES:
+            try:
+                ours = _db_value(field, value, connection)
+            except (TypeError, ValueError, ValidationError):
+                continue  # refused by the field itself, as the ORM would
+            if ours is not value:
+                continue  # prepared by the field itself: nothing to compare
+            passed += 1
+            djangos = field.get_db_prep_save(value, connection)
+            assert (type(djangos), djangos) == (type(value), value), (field, value)
+    assert passed >= 3  # (every model here has text, integer or date columns that go as they are)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ statements, with the same outcome as taking its findings one at a time, in order
 
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -71,21 +72,9 @@ def _stored_versions(findings: Iterable[NormalizedFinding]) -> tuple[Versions, L
     """
     keys = {(f.account_id, f.region, f.finding_id) for f in findings}
     assert keys, "a chunk holds at least one finding"
-    table = connection.ops.quote_name(Finding._meta.db_table)
-    # The first row's casts give a prepared statement's parameters their type (rows.prepared).
-    rows = ", ".join(["(CAST(%s AS text), CAST(%s AS text), CAST(%s AS text))"] + ["(%s, %s, %s)"] * (len(keys) - 1))
-    if connection.vendor == "postgresql":
-        drawn_sql = ", ".join(f"CASE WHEN f.id IS NULL THEN {id_drawn_sql(model)} END" for model in (Incident, Finding))
-    else:
-        drawn_sql = "NULL, NULL"
-    # Only the table names from the models' meta are formatted in; every value is a bound parameter.
-    sql = (
-        "SELECT p.library_last, p.library_rows, k.column1, k.column2, k.column3, f.id, f.finding_updated_at, "  # noqa: S608
-        f"f.count, f.incident_id, {drawn_sql} FROM ({library_signature_sql()}) AS p CROSS JOIN (VALUES {rows}) AS k "
-        f"LEFT JOIN {table} AS f ON f.account_id = k.column1 AND f.region = k.column2 AND f.finding_id = k.column3"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(prepared(sql), [part for key in keys for part in key])
+        statement = prepared(_versions_statement(len(keys), connection.vendor))
+        cursor.execute(statement, [part for key in keys for part in key])
         fetched = cursor.fetchall()
     field = Finding._meta.get_field("finding_updated_at")
     converters = connection.ops.get_db_converters(field.get_col(Finding._meta.db_table))
@@ -98,6 +87,24 @@ def _stored_versions(findings: Iterable[NormalizedFinding]) -> tuple[Versions, L
         elif new_incident is not None:
             drawn[key] = (new_incident, new_finding)
     return versions, (fetched[0][0], fetched[0][1]), drawn
+
+
+@lru_cache(maxsize=32)  # on every ingested event: the same few statements (a key count each), built once
+def _versions_statement(count: int, vendor: str) -> str:
+    """`_stored_versions`' statement for `count` keys."""
+    table = connection.ops.quote_name(Finding._meta.db_table)
+    # The first row's casts give a prepared statement's parameters their type (rows.prepared).
+    rows = ", ".join(["(CAST(%s AS text), CAST(%s AS text), CAST(%s AS text))"] + ["(%s, %s, %s)"] * (count - 1))
+    if vendor == "postgresql":
+        drawn_sql = ", ".join(f"CASE WHEN f.id IS NULL THEN {id_drawn_sql(model)} END" for model in (Incident, Finding))
+    else:
+        drawn_sql = "NULL, NULL"
+    # Only the table names from the models' meta are formatted in; every value is a bound parameter.
+    return (
+        "SELECT p.library_last, p.library_rows, k.column1, k.column2, k.column3, f.id, f.finding_updated_at, "  # noqa: S608
+        f"f.count, f.incident_id, {drawn_sql} FROM ({library_signature_sql()}) AS p CROSS JOIN (VALUES {rows}) AS k "
+        f"LEFT JOIN {table} AS f ON f.account_id = k.column1 AND f.region = k.column2 AND f.finding_id = k.column3"
+    )
 
 
 def _converted(value: Any, converters: list[Any], field: Any) -> Any:

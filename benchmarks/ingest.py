@@ -11,7 +11,8 @@
   findings, incidents, timeline events, checklist items or observable links. Reference: the first pass.
 - P3: the event path, one finding per Celery task (5,000 events; --quick 500), a real prefork worker
   (2 processes, prefetch 1, the project's acks_late) on the Redis broker, timed from the first enqueue to
-  the last task done. Reference: no-op tasks drained by the same worker in the same run.
+  the last task done. Reference: no-op tasks drained by the same worker in the same run. Each side is
+  drained twice, interleaved (no-op, ingest, no-op, ingest), and the faster drain of each counts.
 - A cProfile of a 1k-finding first pass and its repeat, with queries per finding, says where the time goes.
 
 Everything runs in its own database, `watchpost_bench_ingest` (created when missing, migrated, playbooks
@@ -560,7 +561,7 @@ def celery_passes(events: int, noops: int, r: Any) -> dict[str, Any]:
     from incidents.services.findings import payload_receive
 
     warm = [eventbridge_body(d) for d in make_documents(6, salt="warm", seed=3)]
-    bodies = [eventbridge_body(d) for d in make_documents(events, salt="sqs", seed=2)]
+    bodies = [eventbridge_body(d) for d in make_documents(events * 2, salt="sqs", seed=2)]  # two runs, all new
     prefix = f"bench-ingest:{os.getpid()}"
     # In-process, serial: what one process does per event without Celery (is the worker CPU- or lock-bound?).
     serial_bodies = [eventbridge_body(d).encode() for d in make_documents(max(events // 20, 50), "serial", 5)]
@@ -582,10 +583,13 @@ def celery_passes(events: int, noops: int, r: Any) -> dict[str, Any]:
         print(f"  worker ready and warm after {time.perf_counter() - start:.1f} s", flush=True)
         before = row_counts()
         runs = []
+        # Two drains of each, interleaved, and the faster of each counts: noise (another process, the
+        # machine's speed drifting) only ever slows a drain down, so neither side keeps an unlucky run.
         for label, task, args in [
             ("no-op", "benchmarks.tasks_bench.noop", [[f"{prefix}:n"]] * noops),
-            ("ingest", "benchmarks.tasks_bench.ingest_one", [[b, f"{prefix}:i"] for b in bodies]),
+            ("ingest", "benchmarks.tasks_bench.ingest_one", [[b, f"{prefix}:i"] for b in bodies[:events]]),
             ("no-op", "benchmarks.tasks_bench.noop", [[f"{prefix}:n"]] * noops),
+            ("ingest", "benchmarks.tasks_bench.ingest_one", [[b, f"{prefix}:i"] for b in bodies[events:]]),
         ]:
             counter = f"{prefix}:{label[0]}"
             run = drain(label, task, args, counter, r, worker)
@@ -766,12 +770,12 @@ def main() -> int:
     details.append(f"  second pass new rows:    {second_new}  (payloads are kept on every delivery, by design)")
     details.append(f"  statuses: first {first.statuses}; second {second.statuses}")
     if celery is not None:
-        noop_runs = [p for p in celery["runs"] if p.name == "no-op"]
-        ingest = next(p for p in celery["runs"] if p.name == "ingest")
-        noop = max(noop_runs, key=lambda p: p.rate)
+        noop = max((p for p in celery["runs"] if p.name == "no-op"), key=lambda p: p.rate)
+        ingest_runs = [p for p in celery["runs"] if p.name == "ingest"]
+        ingest = max(ingest_runs, key=lambda p: p.rate)
         p3_ratio = ingest.rate / noop.rate
         backlog = 10_000 / ingest.rate
-        ok = ingest.statuses["errors"] == 0 and ingest.statuses["rejected"] == 0
+        ok = all(p.statuses["errors"] == 0 and p.statuses["rejected"] == 0 for p in ingest_runs)
         goals += [
             Goal("P3", f"event path: {events:,} tasks, 1 finding each", _rate(ingest, "tasks/s"),
                  f"no-op {_rate(noop, 'tasks/s')}", p3_ratio, f"≥{GOAL_P3:g}×", p3_ratio >= GOAL_P3 and ok),
@@ -787,7 +791,10 @@ def main() -> int:
         serial = celery["serial"]
         details.append(f"  in-process, one event per payload_receive, serial: {pass_detail(serial).strip()}")
         details.append(f"  worker rate / serial in-process rate: {ingest.rate / serial.rate:.2f} (2 processes)")
-        details.append(f"  rows created by the event run: {celery['new_rows']}")
+        pairs = [f"{i.rate / n.rate:.3f}" for i in ingest_runs for n in celery["runs"] if n.name == "no-op"]
+        details.append(f"  the faster of each side's two drains counts; each ingest drain against each no-op drain: "
+                       f"{', '.join(pairs)}")  # fmt: skip
+        details.append(f"  rows created by the event runs: {celery['new_rows']}")
         details.append(f"  sqs payloads by status: {celery['sqs_payloads_by_status']}")
     if profiles:
         details += ["", "Profile (cProfile inflates Python time; use the shares, not the absolute ms):"]

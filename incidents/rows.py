@@ -316,7 +316,7 @@ def atomic_batched(*, savepoint: bool = True) -> Iterator[None]:
     """`transaction.atomic()` with `writes_batched()` to its very end; outermost, one round trip fewer at each end.
 
     psycopg2 sends a transaction's BEGIN in a round trip of its own before the first statement, and
-    Django's commit sends COMMIT in another: two of the six round trips of an ingested event, each
+    Django's commit sends COMMIT in another: two of the six round trips an ingested event had, each
     costing both sides a wake-up and a system call pair (P3). In the outermost block on PostgreSQL the
     driver is left in autocommit, BEGIN waits at the head of the block's queue and goes with its first
     statement, and COMMIT goes at the end with the last queued writes; Django's own commit then finds

@@ -32,14 +32,7 @@ def playbook_for_finding_type(*, finding_type: str) -> Playbook:
     handled by that playbook. The library check makes a type belong to one slug; should old rows of
     another slug still claim it, the most recently loaded playbook wins.
     """
-    # Matched in Python: the library holds a handful of rows, and JSONField `contains` on a list
-    # is not available on SQLite, which `make run` uses.
-    candidates = playbook_list().order_by("-loaded_at", "slug").values_list("pk", "finding_types")
-    for pk, finding_types in candidates:
-        if finding_type in finding_types:
-            # Not the stored document: opening an incident needs the row and its steps, not the JSON.
-            return Playbook.objects.defer("document").get(pk=pk)
-    return _playbook_fallback()
+    return _library_read().playbook_for(finding_type)
 
 
 LibrarySignature = tuple[int | None, int]  # (highest id, row count)
@@ -47,7 +40,7 @@ LibrarySignature = tuple[int | None, int]  # (highest id, row count)
 
 @dataclass(frozen=True)
 class _Library:
-    """Which playbook opens a case of each finding type, as `playbook_for_finding_type` answers."""
+    """Which playbook opens a case of each finding type."""
 
     by_type: dict[str, Playbook]  # every type a latest playbook lists
     fallback: Playbook | None
@@ -84,9 +77,12 @@ def playbooks_for_finding_types(
 
 
 def _library_read() -> _Library:
+    """The latest playbooks, one query. Matched in Python: the library holds a handful of rows, and
+    JSONField `contains` on a list is not available on SQLite, which `make run` uses. Not the stored
+    document: opening an incident needs the row and its steps, not the JSON."""
     by_type: dict[str, Playbook] = {}
     fallback = None
-    # The order `playbook_for_finding_type` tries them in: the first to list a type opens its cases.
+    # Most recently loaded first: should old rows of another slug still claim a type, the newest wins.
     for playbook in playbook_list().defer("document").order_by("-loaded_at", "slug"):
         for finding_type in playbook.finding_types:
             by_type.setdefault(finding_type, playbook)
@@ -110,10 +106,3 @@ def _library_signature() -> LibrarySignature:
         cursor.execute(library_signature_sql())
         last, rows = cursor.fetchone()
     return last, rows
-
-
-def _playbook_fallback() -> Playbook:
-    playbook = playbook_list().filter(is_fallback=True).defer("document").order_by("-loaded_at", "slug").first()
-    if playbook is None:
-        raise Playbook.DoesNotExist("No fallback playbook is loaded; run `manage.py sync_playbooks`.")
-    return playbook

@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from incidents.models import InboundPayload, QuarantinedDocument
-from incidents.services.findings import REJECTED, IngestReport, payload_process, payload_store
+from incidents.services.findings import REJECTED, IngestReport, payload_receive, payload_store
 from integrations import signing
 from integrations.services import TokenError, api_token_authenticate
 
@@ -104,8 +104,7 @@ def findings_webhook(request: HttpRequest) -> JsonResponse:
             return problem(409, "Replayed delivery", "this signature was already used; sign each delivery anew")
         meta = {"address": address, "signed_at": signature.timestamp}
     meta["content_type"] = request.content_type
-    payload = payload_store(source=InboundPayload.Source.WEBHOOK, body=body, meta=meta)
-    report = payload_process(payload_id=payload.pk)
+    report = payload_receive(source=InboundPayload.Source.WEBHOOK, body=body, meta=meta)  # answered once committed
     if report.results and all(r.status == REJECTED for r in report.results):
         reasons = "; ".join(r.reason for r in report.results[:5])
         return problem(422, "No finding could be ingested", reasons, **_report_json(report))

@@ -14,7 +14,7 @@ import gc
 import hashlib
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import cache
@@ -35,7 +35,7 @@ from incidents.models import (
     QuarantinedDocument,
     Severity,
 )
-from incidents.rows import atomic_batched, row_update, rows_insert, statement_send
+from incidents.rows import atomic_batched, commits_unflushed, row_update, rows_insert, statement_send
 from incidents.services.incidents import incident_change_phase, incident_open, sla_due_at
 from integrations.aws.guardduty import FindingParseError, NormalizedFinding, documents_from_bytes, parse_finding
 from integrations.storable import storable
@@ -81,8 +81,15 @@ class IngestReport:
 # --- payloads ---------------------------------------------------------------------------------------
 
 
-def payload_store(*, source: str, body: bytes, meta: dict[str, Any] | None = None) -> InboundPayload:
-    """Keep the body exactly as received, committed on its own before any parsing."""
+def payload_store(
+    *, source: str, body: bytes, meta: dict[str, Any] | None = None, flush: bool = True
+) -> InboundPayload:
+    """Keep the body exactly as received, committed on its own before any parsing.
+
+    `flush=False` is for a caller that processes the payload next (`payload_process_stored`) and answers
+    its sender only after that: the processing's commit puts this row on disk with its own, so this
+    commit need not wait for the disk (rows.commits_unflushed says why that holds).
+    """
     # The meta is ours, but made of what came with the body (a file name, a message attribute): a name
     # undecodable as UTF-8 reaches Python with lone surrogates, which jsonb refuses.
     fields = {"source": source, "body": body, "sha256": hashlib.sha256(body).hexdigest(), "size": len(body),
@@ -90,7 +97,8 @@ def payload_store(*, source: str, body: bytes, meta: dict[str, Any] | None = Non
               "counts": {}, "processed_at": None}  # fmt: skip
     # One row, one statement: in autocommit it is its own transaction (an atomic block would add a
     # BEGIN and a COMMIT round trip to every event, P3); inside a caller's transaction it is part of it.
-    (pk,) = rows_insert(InboundPayload, [fields])  # once per event: not worth the ORM's cost (incidents.rows)
+    with nullcontext() if flush else commits_unflushed():
+        (pk,) = rows_insert(InboundPayload, [fields])  # once per event: not worth the ORM's cost (incidents.rows)
     row = {"id": pk} | fields
     names = [field.attname for field in InboundPayload._meta.concrete_fields]
     return InboundPayload.from_db(None, names, [row[name] for name in names])  # as if read back
@@ -106,7 +114,7 @@ def _quarantine(payload: InboundPayload, *, position: int | None, document: Any,
 
 def payload_process(*, payload_id: int) -> IngestReport:
     """Parse a stored payload and ingest its findings (set-based: findings_batch); bad documents are quarantined."""
-    return _payload_process(InboundPayload.objects.get(pk=payload_id))
+    return payload_process_stored(InboundPayload.objects.get(pk=payload_id))
 
 
 def payload_process_pending(*, payload_id: int) -> IngestReport | None:
@@ -120,10 +128,11 @@ def payload_process_pending(*, payload_id: int) -> IngestReport | None:
     payload = InboundPayload.objects.filter(pk=payload_id, status=InboundPayload.Status.RECEIVED).first()
     if payload is None:
         return None
-    return _payload_process(payload)
+    return payload_process_stored(payload)
 
 
-def _payload_process(payload: InboundPayload) -> IngestReport:
+def payload_process_stored(payload: InboundPayload) -> IngestReport:
+    """`payload_process` for the row `payload_store` has just returned (its body is in hand: not read back)."""
     with _collector_paused():
         return _payload_parse_and_ingest(payload)
 
@@ -245,8 +254,8 @@ def _payload_close(payload: InboundPayload, report: IngestReport) -> None:
 
 
 def payload_receive(*, source: str, body: bytes, meta: dict[str, Any] | None = None) -> IngestReport:
-    # The stored row still holds the body in memory: no need to read it back.
-    return _payload_process(payload_store(source=source, body=body, meta=meta))
+    """Store the body, then process it: for a caller that answers its sender only once this returns."""
+    return payload_process_stored(payload_store(source=source, body=body, meta=meta, flush=False))
 
 
 # --- one finding ------------------------------------------------------------------------------------

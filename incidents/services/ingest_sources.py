@@ -1,7 +1,7 @@
 """The two ways findings come in from AWS: EventBridge → SQS, and the GuardDuty API poller.
 
-Both store the body first and hand it to `payload_process` (incidents.services.findings), whose ingest
-is idempotent on (account, region, finding id). That is what lets both sources be at-least-once:
+Both store the body first and then process it (incidents.services.findings), whose ingest is
+idempotent on (account, region, finding id). That is what lets both sources be at-least-once:
 
 - SQS: a message is deleted only after its payload was processed and committed. A crash before the
   delete means the message comes back and its findings are ingested again as "duplicate".
@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from incidents.models import InboundPayload, QuarantinedDocument
-from incidents.services.findings import REJECTED, payload_process, payload_store
+from incidents.services.findings import REJECTED, payload_process_stored, payload_store
 from integrations.aws.guardduty_api import FindingPage, detectors_list, finding_pages
 from integrations.aws.session import account_session
 from integrations.aws.sqs import SqsMessage, message_delete, messages_receive
@@ -65,9 +65,10 @@ def sqs_poll_once(*, queue_url: str) -> dict[str, int]:
 
 def sqs_message_ingest(*, queue_url: str, message: SqsMessage) -> str:
     meta = {"message_id": message.message_id, "receive_count": message.receive_count, "queue": queue_url}
-    payload = payload_store(source=InboundPayload.Source.SQS, body=message.body.encode("utf-8"), meta=meta)
+    # The message is deleted only after the processing commits, which also puts the payload on disk.
+    payload = payload_store(source=InboundPayload.Source.SQS, body=message.body.encode("utf-8"), meta=meta, flush=False)
     try:
-        report = payload_process(payload_id=payload.pk)
+        report = payload_process_stored(payload)
     except Exception as exc:  # noqa: BLE001 - whatever broke, SQS redelivers; the cap below ends it
         if message.receive_count < settings.WATCHPOST_SQS_MAX_RECEIVES:
             logger.warning("SQS message %s failed (receive %s), left for redelivery: %r",
@@ -166,9 +167,10 @@ def _page_ingest(cursor: PollCursor, page: FindingPage) -> dict[str, int]:
     body = json.dumps({"Findings": page.findings}, default=_json_default).encode("utf-8")
     meta = {"cursor": cursor.pk, "account": cursor.account.account_id, "region": cursor.region,
             "detector_id": cursor.detector_id, "max_updated_ms": page.max_updated_ms}  # fmt: skip
-    payload = payload_store(source=InboundPayload.Source.POLLER, body=body, meta=meta)
-    report = payload_process(payload_id=payload.pk)
-    # payload_process has committed every finding of the page; only now may the cursor pass it.
+    payload = payload_store(source=InboundPayload.Source.POLLER, body=body, meta=meta, flush=False)
+    report = payload_process_stored(payload)
+    # That has committed every finding of the page (and the page's payload with it); only now may the
+    # cursor pass it.
     # The filter keeps the cursor from moving back should two runs of one cursor overlap.
     PollCursor.objects.filter(pk=cursor.pk, updated_at_ms__lt=page.max_updated_ms).update(
         updated_at_ms=page.max_updated_ms

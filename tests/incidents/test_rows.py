@@ -10,8 +10,12 @@ from django.test.utils import CaptureQueriesContext
 
 from incidents.models import Finding, InboundPayload, Incident, Observable, QuarantinedDocument, TimelineEvent
 from incidents.rows import (
+    _PER_ROW,
+    UNFLUSHED,
+    _column,
     _db_value,
     atomic_batched,
+    commits_unflushed,
     id_drawn_sql,
     prepared,
     row_update,
@@ -146,6 +150,26 @@ def test_a_value_sent_as_it_is_is_what_its_field_would_send(model) -> None:
             djangos = field.get_db_prep_save(value, connection)
             assert (type(djangos), djangos) == (type(value), value), (field, value)
     assert passed >= 3  # (every model here has text, integer or date columns that go as they are)
+
+
+def _comparable(value):
+    return type(value), getattr(value, "adapted", value)  # (a Jsonb wrapper: the value it holds)
+
+
+@pytest.mark.parametrize("model", [Incident, Finding, TimelineEvent, InboundPayload, Observable,
+                                   Observable.incidents.through, QuarantinedDocument])  # fmt: skip
+def test_a_null_and_a_constant_default_prepared_once_are_what_the_field_would_send(model) -> None:
+    constants = 0
+    for field in model._meta.concrete_fields:
+        column = _column(field, connection.vendor)
+        assert _comparable(column.null) == _comparable(field.get_db_prep_save(None, connection)), field
+        if column.left_out is _PER_ROW:
+            assert callable(field.default) or getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+            continue
+        constants += 1
+        djangos = field.get_db_prep_save(field.get_default(), connection)
+        assert _comparable(column.left_out) == _comparable(djangos), field
+    assert constants >= 1
 
 
 @pytest.fixture
@@ -434,6 +458,46 @@ def test_a_block_inside_a_transaction_leaves_begin_and_commit_to_it() -> None:
     assert [sql.split(" ")[0] for sql in sent.sql] == ["SAVEPOINT", "INSERT", "RELEASE", "INSERT"]
     assert not any("BEGIN" in sql or "COMMIT" in sql for sql in sent.sql)
     assert Observable.objects.count() == 2
+
+
+# --- commits that do not wait for the disk ------------------------------------------------------------
+
+
+def _setting(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s)", [name])
+        return cursor.fetchone()[0]
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_each_statement_commits_unflushed_and_the_session_keeps_its_setting() -> None:
+    from psycopg2 import extensions
+
+    connection.ensure_connection()
+    connection.connection.notices.clear()
+    before = _setting("synchronous_commit")
+    # when
+    with commits_unflushed(), CaptureQueriesContext(connection) as captured:
+        inside = _setting("synchronous_commit")
+        (pk,) = rows_insert(Observable, _observable_rows("198.51.100.60"))
+    # then: each statement carried the setting for its own transaction, which it ended: the insert is
+    # committed, its id came back (the last statement's answer), and the session's setting never moved
+    assert before == "on" and inside == "off" and _setting("synchronous_commit") == "on"
+    assert all(query["sql"].startswith(f"{UNFLUSHED}; ") for query in captured)
+    assert connection.connection.get_transaction_status() == extensions.TRANSACTION_STATUS_IDLE
+    assert Observable.objects.filter(pk=pk).exists()
+    assert connection.connection.notices == []  # (SET LOCAL outside a transaction block would warn)
+
+
+@postgresql_only
+def test_inside_a_transaction_commits_unflushed_changes_nothing() -> None:
+    # (a test runs inside a transaction): SET LOCAL would spare the flush of all the transaction writes
+    with commits_unflushed(), CaptureQueriesContext(connection) as captured:
+        inside = _setting("synchronous_commit")
+        rows_insert(Observable, _observable_rows("198.51.100.61"), returning=False)
+    assert inside == "on" and not any(UNFLUSHED in query["sql"] for query in captured)
+    assert Observable.objects.count() == 1
 
 
 # --- prepared statements -------------------------------------------------------------------------------

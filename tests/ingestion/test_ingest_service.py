@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from incidents.models import Finding, InboundPayload, Incident, Observable, Phase, Priority, Severity, TimelineEvent
+from incidents.rows import UNFLUSHED
 from incidents.services import findings
 from incidents.services.findings import CREATED, DUPLICATE, STALE, UPDATED, finding_ingest, payload_receive
 from integrations.aws.guardduty import parse_finding
@@ -214,7 +215,8 @@ def test_the_collector_is_off_while_a_payload_is_parsed_and_as_it_was_after(monk
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite runs statements one by one")
 @pytest.mark.django_db(transaction=True)
 def test_an_event_opening_a_case_costs_three_round_trips(playbook, settings) -> None:
-    """Store the payload; look the key up (BEGIN riding along); write the case (COMMIT riding along). P3."""
+    """Store the payload (not waiting for the disk); look the key up (BEGIN riding along); write the case
+    (COMMIT riding along, waiting for the disk for both). P3."""
     settings.WATCHPOST_DB_PREPARED_STATEMENTS = False  # (else the session's first event also PREPAREs)
     document = wire(ANONYMOUS)
     payload_receive(source=InboundPayload.Source.SQS, body=as_bytes(variant(document, id="a" * 32)))  # warm caches
@@ -227,8 +229,23 @@ def test_an_event_opening_a_case_costs_three_round_trips(playbook, settings) -> 
     sent = [query["sql"] for query in captured if query["sql"] not in ("BEGIN", "COMMIT")]
     assert report.counts["created"] == 1 and Incident.objects.count() == 2
     assert len(sent) == 3, sent
-    assert sent[0].startswith('INSERT INTO "incidents_inboundpayload"') and sent[0].endswith('RETURNING "id"')
+    assert sent[0].startswith(f'{UNFLUSHED}; INSERT INTO "incidents_inboundpayload"')
+    assert sent[0].endswith('RETURNING "id"')
     assert sent[1].startswith("BEGIN; SELECT p.library_last") and "nextval(" in sent[1]
     assert sent[2].startswith('INSERT INTO "incidents_incident"') and sent[2].endswith("; COMMIT")
-    assert connection.connection.notices == []  # no BEGIN or COMMIT went twice
+    assert not any(UNFLUSHED in sql for sql in sent[1:])  # the case's COMMIT waits for the disk, as ever
+    # no BEGIN or COMMIT went twice, and the SET LOCAL was inside the payload's own (implicit) transaction
+    assert connection.connection.notices == []
     assert InboundPayload.objects.get(pk=report.payload_id).status == InboundPayload.Status.ACCEPTED
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL setting")
+@pytest.mark.django_db(transaction=True)
+def test_a_payload_stored_for_later_commits_waiting_for_the_disk(settings) -> None:
+    # given: nothing processes it next (the reconcile sweep will)
+    settings.WATCHPOST_DB_PREPARED_STATEMENTS = False  # (one statement, not a PREPARE first)
+    with CaptureQueriesContext(connection) as captured:
+        payload = findings.payload_store(source=InboundPayload.Source.SQS, body=as_bytes(wire(ANONYMOUS)))
+    # then
+    assert len(captured) == 1 and UNFLUSHED not in captured[0]["sql"]
+    assert InboundPayload.objects.get(pk=payload.pk).status == InboundPayload.Status.RECEIVED

@@ -188,15 +188,15 @@ def test_throttled_middle_page_keeps_the_cursor_on_the_last_committed_page(gd, c
 
 def test_crash_while_ingesting_a_page_leaves_the_cursor_before_that_page(gd, cursor, monkeypatch) -> None:
     # given: the worker dies while processing the second page
-    real_process, calls = ingest_sources.payload_process, []
+    real_process, calls = ingest_sources.payload_process_stored, []
 
-    def process_then_die(*, payload_id: int):
-        calls.append(payload_id)
+    def process_then_die(payload):
+        calls.append(payload.pk)
         if len(calls) == 2:
             raise RuntimeError("worker lost")
-        return real_process(payload_id=payload_id)
+        return real_process(payload)
 
-    monkeypatch.setattr(ingest_sources, "payload_process", process_then_die)
+    monkeypatch.setattr(ingest_sources, "payload_process_stored", process_then_die)
     expect_pages(gd, since_ms=0, pages=[list(range(50)), list(range(50, 100))])
     # when
     with pytest.raises(RuntimeError):

@@ -158,14 +158,14 @@ def test_message_that_keeps_failing_is_retried_then_quarantined(
     # given: processing breaks for one finding's body (the worker runs in this process, so this applies)
     settings.WATCHPOST_SQS_MAX_RECEIVES = 3
     poison, healthy = (load_guardduty(path) for path in FIXTURES[:2])
-    real_process = ingest_sources.payload_process
+    real_process = ingest_sources.payload_process_stored
 
-    def process(*, payload_id: int):
-        if poison["id"].encode() in bytes(InboundPayload.objects.get(pk=payload_id).body):
+    def process(payload: InboundPayload):
+        if poison["id"].encode() in bytes(InboundPayload.objects.get(pk=payload.pk).body):
             raise RuntimeError("database went away")
-        return real_process(payload_id=payload_id)
+        return real_process(payload)
 
-    monkeypatch.setattr(ingest_sources, "payload_process", process)
+    monkeypatch.setattr(ingest_sources, "payload_process_stored", process)
     put_findings([poison, healthy])
     # when
     sqs_consume_task.delay(queue_url)

@@ -289,16 +289,22 @@ def _values_statement(table: _Table, values: list[list[Any]]) -> tuple[str, list
 def row_update(model: type[models.Model], pk: int, values: Row) -> None:
     """UPDATE one row's columns by primary key, values prepared by their fields (it may wait: writes_batched)."""
     db = connections[DEFAULT_DB_ALIAS]
-    quote = db.ops.quote_name
-    fields: list[Any] = [model._meta.get_field(name) for name in values]
+    sql, columns = _update(model, tuple(values), db.vendor)
+    params = [_value(column, values[name], db) for name, column in zip(values, columns, strict=True)]
+    statement_send(sql, [*params, pk])
+
+
+@cache  # once per event (a payload's status): the statement and its columns are worked out once
+def _update(model: type[models.Model], names: tuple[str, ...], vendor: str) -> tuple[str, list[_Column]]:
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    fields: list[Any] = [model._meta.get_field(name) for name in names]
     assignments = ", ".join(f"{quote(_column_name(field))} = %s" for field in fields)
-    params = [_db_value(field, values[name], db) for name, field in zip(values, fields, strict=True)]
     # Only names from the model's meta are formatted in; every value is a bound parameter.
     sql = (
         f"UPDATE {quote(model._meta.db_table)} SET {assignments} "  # noqa: S608
         f"WHERE {quote(_column_name(model._meta.pk))} = %s"
     )
-    statement_send(sql, [*params, pk])
+    return sql, [_column(field, vendor) for field in fields]
 
 
 # --- writes that wait ---------------------------------------------------------------------------------
@@ -550,7 +556,8 @@ class _Session:
     """The statements prepared in one PostgreSQL session (a DB-API connection: a new one starts empty)."""
 
     connection: Any
-    names: dict[str, str | None] = dataclass_field(default_factory=dict)  # statement → its name; None: not preparable
+    # statement → what to send for it: `EXECUTE <name>(%s, …)`, or the statement itself (not preparable)
+    sent: dict[str, str] = dataclass_field(default_factory=dict)
 
 
 def prepared(sql: str, db: BaseDatabaseWrapper | None = None) -> str:
@@ -568,22 +575,25 @@ def prepared(sql: str, db: BaseDatabaseWrapper | None = None) -> str:
     db = db or connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql" or not settings.WATCHPOST_DB_PREPARED_STATEMENTS:
         return sql
-    count = sql.count("%s")
-    if count > PREPARE_MAX_PARAMS:
-        return sql
     session = _session(db)
-    if sql not in session.names:
-        if len(session.names) >= PREPARE_MAX_STATEMENTS or db.needs_rollback:
-            return sql  # (a doomed transaction refuses every statement: this one will say so itself)
-        session.names[sql] = _prepare(db, sql, f"watchpost_{len(session.names) + 1}")
-    name = session.names[sql]
+    sent = session.sent.get(sql)
+    if sent is not None:
+        return sent
+    count = sql.count("%s")
+    if count > PREPARE_MAX_PARAMS or len(session.sent) >= PREPARE_MAX_STATEMENTS or db.needs_rollback:
+        return sql  # (a doomed transaction refuses every statement: this one will say so itself)
+    name = _prepare(db, sql, f"watchpost_{len(session.sent) + 1}")
     if name is None:
-        return sql
-    return f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}"
+        sent = sql
+    else:
+        sent = f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}"
+    session.sent[sql] = sent
+    return sent
 
 
 def _session(db: BaseDatabaseWrapper) -> _Session:
-    db.ensure_connection()
+    if db.connection is None:
+        db.ensure_connection()
     session: _Session | None = getattr(db, "_watchpost_prepared", None)
     if session is None or session.connection is not db.connection:
         session = _Session(db.connection)

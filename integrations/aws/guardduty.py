@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import botocore.session
 from botocore.model import Shape, StructureShape
@@ -385,15 +385,14 @@ def _list_check(shape: Shape) -> Check:
 
 
 def _scalar_check(kind: str) -> Check:
-    types, boolean = WIRE_TYPES[kind], kind == "boolean"
-    low, high = INTEGER_RANGES.get(kind, (None, None))
+    types, boolean, bounds = WIRE_TYPES[kind], kind == "boolean", INTEGER_RANGES.get(kind)
 
     def check(value: Any) -> bool:
         if value is None:
             return True
         if not isinstance(value, types) or (not boolean and isinstance(value, bool)):
             return False
-        if low is not None and not low <= value <= high:
+        if bounds is not None and not bounds[0] <= cast(int, value) <= bounds[1]:  # (integer kinds take ints only)
             return False
         return not (isinstance(value, float) and not math.isfinite(value))
 

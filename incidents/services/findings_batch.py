@@ -176,7 +176,8 @@ def _create_all(
     else:
         finding_ids = rows_insert(Finding, finding_rows)
     single.observables_link(
-        {incident_id: single.finding_observables(f) for (_, f), incident_id in zip(fresh, incident_ids, strict=True)}
+        {incident_id: single.finding_observables(f) for (_, f), incident_id in zip(fresh, incident_ids, strict=True)},
+        new_incidents=True,
     )
     rows_insert(TimelineEvent, _event_rows(fresh, incident_rows, incident_ids, playbooks, finding_ids), returning=False)
     if outbound.announced("incident.created"):  # a backfill's model instances only when someone listens

@@ -234,6 +234,8 @@ def test_an_event_opening_a_case_costs_three_round_trips(playbook, settings) -> 
     assert sent[1].startswith("BEGIN; SELECT p.library_last") and "nextval(" in sent[1]
     assert sent[2].startswith('INSERT INTO "incidents_incident"') and sent[2].endswith("; COMMIT")
     assert not any(UNFLUSHED in sql for sql in sent[1:])  # the case's COMMIT waits for the disk, as ever
+    # the new case's observable links need no conflict check (no link to it can exist); new observables do
+    assert sent[2].count("ON CONFLICT DO NOTHING") == 1 and 'INTO "incidents_observable" ' in sent[2]
     # no BEGIN or COMMIT went twice, and the SET LOCAL was inside the payload's own (implicit) transaction
     assert connection.connection.notices == []
     assert InboundPayload.objects.get(pk=report.payload_id).status == InboundPayload.Status.ACCEPTED

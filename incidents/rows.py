@@ -274,7 +274,7 @@ def _insert(
 ) -> list[int]:
     sql, params = _values_statement(table, values)
     if ignore_conflicts or not returning:
-        statement_send(sql + (" ON CONFLICT DO NOTHING" if ignore_conflicts else ""), params)
+        statement_send(sql + (" ON CONFLICT DO NOTHING" if ignore_conflicts else ""), params, db)
         return []
     with db.cursor() as cursor:
         cursor.execute(prepared(sql + table.returning, db), params)
@@ -291,7 +291,7 @@ def row_update(model: type[models.Model], pk: int, values: Row) -> None:
     db = connections[DEFAULT_DB_ALIAS]
     sql, columns = _update(model, tuple(values), db.vendor)
     params = [_value(column, values[name], db) for name, column in zip(values, columns, strict=True)]
-    statement_send(sql, [*params, pk])
+    statement_send(sql, [*params, pk], db)
 
 
 @cache  # once per event (a payload's status): the statement and its columns are worked out once
@@ -310,9 +310,9 @@ def _update(model: type[models.Model], names: tuple[str, ...], vendor: str) -> t
 # --- writes that wait ---------------------------------------------------------------------------------
 
 
-def statement_send(sql: str, params: Sequence[Any]) -> None:
+def statement_send(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper | None = None) -> None:
     """Run a statement whose result nobody reads: now, or, inside `writes_batched()`, with the next one."""
-    db = connections[DEFAULT_DB_ALIAS]
+    db = db or connections[DEFAULT_DB_ALIAS]  # (a caller that has it saves a context-local lookup)
     sql = prepared(sql, db)
     waiting = _waiting(db)
     if waiting is not None:  # (a queue exists only in a block begun inside the current transaction)

@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, connection, connections
 from django.utils import timezone
 
 from incidents import outbound, timeline
@@ -72,12 +72,13 @@ def _stored_versions(findings: Iterable[NormalizedFinding]) -> tuple[Versions, L
     """
     keys = {(f.account_id, f.region, f.finding_id) for f in findings}
     assert keys, "a chunk holds at least one finding"
-    with connection.cursor() as cursor:
-        statement = prepared(_versions_statement(len(keys), connection.vendor))
+    db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.…` is a context-local lookup
+    with db.cursor() as cursor:
+        statement = prepared(_versions_statement(len(keys), db.vendor), db)
         cursor.execute(statement, [part for key in keys for part in key])
         fetched = cursor.fetchall()
     field = Finding._meta.get_field("finding_updated_at")
-    converters = connection.ops.get_db_converters(field.get_col(Finding._meta.db_table))
+    converters = db.ops.get_db_converters(field.get_col(Finding._meta.db_table))
     versions: Versions = {}
     drawn: Drawn = {}
     for _, _, account, region, finding_id, pk, updated, count, incident, new_incident, new_finding in fetched:

@@ -460,6 +460,7 @@ class _Read:
     name: str
     shape: Shape
     plan: tuple["_Read", ...] | None
+    as_is: bool  # a plain string, which botocore's walk hands back as it is: no call per value
 
 
 def _read_plan(shape: Shape, fields: dict[str, Any]) -> tuple[_Read, ...]:
@@ -468,7 +469,9 @@ def _read_plan(shape: Shape, fields: dict[str, Any]) -> tuple[_Read, ...]:
     for name, sub in fields.items():
         member = shape.members.get(name)  # type: ignore[attr-defined]
         if member is not None:
-            plan.append(_Read(_wire_name(name, member), name, member, None if sub is True else _read_plan(member, sub)))
+            as_is = sub is True and member.type_name == "string" and not is_json_value_header(member)
+            sub_plan = None if sub is True else _read_plan(member, sub)
+            plan.append(_Read(_wire_name(name, member), name, member, sub_plan, as_is))
     return tuple(plan)
 
 
@@ -505,9 +508,9 @@ def _read(value: Any, shape: Shape, plan: tuple[_Read, ...] | None) -> Any:
         if not isinstance(value, dict) or shape.is_tagged_union:  # type: ignore[attr-defined]
             return _PARSER._parse_shape(shape, value)  # (None stays None; the rest, as botocore reads it)
         return {
-            read.name: _read(value[read.wire], read.shape, read.plan)
+            read.name: item if read.as_is else _read(item, read.shape, read.plan)
             for read in plan
-            if value.get(read.wire) is not None
+            if (item := value.get(read.wire)) is not None
         }
     if kind == "string" and not is_json_value_header(shape):
         return value

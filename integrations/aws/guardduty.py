@@ -302,14 +302,21 @@ def _type_errors(value: Any, shape: Shape, path: str, errors: list[str]) -> None
     elif kind == "map":
         if not isinstance(value, dict):
             errors.append(f"{path}: expected an object, got {type(value).__name__}")
-    elif kind in WIRE_TYPES:
-        ok = isinstance(value, WIRE_TYPES[kind]) and not (kind != "boolean" and isinstance(value, bool))
-        if not ok:
-            errors.append(f"{path}: expected {kind}, got {json.dumps(value)[:40]}")
-        elif kind in INTEGER_RANGES and not INTEGER_RANGES[kind][0] <= value <= INTEGER_RANGES[kind][1]:
-            errors.append(f"{path}: {str(value)[:40]} is out of range for {kind}")
-        elif isinstance(value, float) and not math.isfinite(value):  # from boto3's spelling (JSON has none)
-            errors.append(f"{path}: expected a finite {kind}, got {value}")
+    elif kind in WIRE_TYPES and (problem := _scalar_problem(kind, value)):
+        errors.append(f"{path}: {problem}")
+
+
+def _scalar_problem(kind: str, value: Any) -> str | None:
+    """What is wrong with a scalar (not None) of one of the WIRE_TYPES kinds, or None: the rule both
+    checks apply (`_type_errors` and the quick `_check`)."""
+    if not isinstance(value, WIRE_TYPES[kind]) or (kind != "boolean" and isinstance(value, bool)):
+        return f"expected {kind}, got {json.dumps(value)[:40]}"
+    bounds = INTEGER_RANGES.get(kind)
+    if bounds is not None and not bounds[0] <= cast(int, value) <= bounds[1]:  # (integer kinds take ints only)
+        return f"{str(value)[:40]} is out of range for {kind}"
+    if isinstance(value, float) and not math.isfinite(value):  # from boto3's spelling (JSON has none)
+        return f"expected a finite {kind}, got {value}"
+    return None
 
 
 Check = Callable[[Any], bool]
@@ -385,18 +392,7 @@ def _list_check(shape: Shape) -> Check:
 
 
 def _scalar_check(kind: str) -> Check:
-    types, boolean, bounds = WIRE_TYPES[kind], kind == "boolean", INTEGER_RANGES.get(kind)
-
-    def check(value: Any) -> bool:
-        if value is None:
-            return True
-        if not isinstance(value, types) or (not boolean and isinstance(value, bool)):
-            return False
-        if bounds is not None and not bounds[0] <= cast(int, value) <= bounds[1]:  # (integer kinds take ints only)
-            return False
-        return not (isinstance(value, float) and not math.isfinite(value))
-
-    return check
+    return lambda value: value is None or _scalar_problem(kind, value) is None
 
 
 def to_wire_document(document: Any) -> dict[str, Any]:
